@@ -1,0 +1,103 @@
+//! `App`: everything a running Gatehouse shares across workers, compiled
+//! once from a validated [`Config`].
+
+use crate::authn::Authenticator;
+use crate::config::{Config, HeaderSettings, UpstreamSettings, UpstreamTarget};
+use crate::gate::Gate;
+use crate::metrics::Metrics;
+use crate::portal::{self, PortalState};
+use crate::redirect::RedirectPolicy;
+use crate::respond::Responder;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Where and how to reach the upstream, resolved.
+#[derive(Debug, Clone)]
+pub struct UpstreamPeer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+    pub settings: UpstreamSettings,
+}
+
+/// Shared, read-only state of a running Gatehouse.
+pub struct App {
+    pub gate: Gate,
+    pub responder: Responder,
+    pub metrics: Arc<Metrics>,
+    pub portal: axum::Router,
+    pub headers: HeaderSettings,
+    pub redirect: RedirectPolicy,
+    /// `/_auth`
+    pub prefix: String,
+    pub upstream: UpstreamPeer,
+    pub trusted_proxies: Vec<IpNet>,
+    /// `https` when the listener itself speaks TLS.
+    pub listener_scheme: &'static str,
+}
+
+impl App {
+    /// `echo_addr` is where the built-in echo app listens, when configured.
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        echo_addr: Option<SocketAddr>,
+    ) -> Result<Arc<App>, String> {
+        let upstream = match (&config.upstream.target, echo_addr) {
+            (UpstreamTarget::Echo, Some(addr)) => UpstreamPeer {
+                addr,
+                tls: false,
+                sni: String::new(),
+                settings: config.upstream.clone(),
+            },
+            (UpstreamTarget::Echo, None) => return Err("the echo upstream is not running".into()),
+            (UpstreamTarget::Http { addr, tls, host }, _) => UpstreamPeer {
+                addr: *addr,
+                tls: *tls,
+                sni: host.clone(),
+                settings: config.upstream.clone(),
+            },
+        };
+        let public = config.public_url.as_str().trim_end_matches('/').to_owned();
+        let responder = Responder::new(&config.portal.title, &public, &config.portal.prefix);
+        let portal = portal::router(Arc::new(PortalState {
+            title: config.portal.title.clone(),
+            prefix: config.portal.prefix.clone(),
+            redirect: config.redirect.clone(),
+            responder: responder.clone(),
+        }));
+        let authn = Authenticator::new(
+            Arc::new(config.directory),
+            config.cache.ttl,
+            config.cache.max_entries,
+        );
+        Ok(Arc::new(App {
+            gate: Gate::new(config.policy, authn, metrics.clone()),
+            responder,
+            metrics,
+            portal,
+            headers: config.headers,
+            redirect: config.redirect,
+            prefix: config.portal.prefix,
+            upstream,
+            trusted_proxies: config.server.trusted_proxies,
+            listener_scheme: if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+        }))
+    }
+
+    /// Is `path` answered by the portal?
+    pub fn is_portal_path(&self, path: &str) -> bool {
+        path.strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// Are `X-Forwarded-*` headers from `ip` believed?
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}

@@ -1,0 +1,231 @@
+//! Authentication: verifying a presented credential into an [`Identity`].
+//!
+//! Every verified credential is cached in moka under a keyed BLAKE3 hash of
+//! the credential (never the plaintext), so argon2 runs once per credential;
+//! concurrent first requests with the same credential share one verification.
+//! Unknown users still cost one argon2 verification (of a dummy hash), so
+//! timing does not tell which usernames exist.
+
+pub mod password;
+
+use crate::credentials::{ApiKeyCredential, BasicCredential, Credential};
+use crate::directory::{Directory, UserStatus, API_KEY_PREFIX};
+use crate::identity::{AuthMethod, Identity, UserKind};
+use crate::policy::PermissionSet;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use subtle::ConstantTimeEq;
+
+/// Why a credential did not authenticate. Each maps to a 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthnError {
+    #[error("the user name or password is wrong")]
+    InvalidCredentials,
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    #[error("API keys start with `gh_`")]
+    UnknownKeyFormat,
+    #[error("bearer tokens other than Gatehouse API keys are not accepted")]
+    UnsupportedToken,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error("the credential has expired")]
+    Expired,
+    #[error("the credential could not be checked")]
+    Internal,
+}
+
+impl AuthnError {
+    /// The `error` code of the JSON answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthnError::InvalidCredentials => "invalid_credentials",
+            AuthnError::InvalidApiKey | AuthnError::UnknownKeyFormat => "invalid_api_key",
+            AuthnError::UnsupportedToken => "invalid_token",
+            AuthnError::Disabled => "account_disabled",
+            AuthnError::Expired => "credential_expired",
+            AuthnError::Internal => "internal_error",
+        }
+    }
+}
+
+/// Was the answer served from the cache?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+}
+
+/// Verifies credentials against the directory, through the cache.
+pub struct Authenticator {
+    directory: Arc<Directory>,
+    cache: Cache<[u8; 32], Arc<Identity>>,
+    cache_key: [u8; 32],
+    dummy_hash: Arc<str>,
+}
+
+impl Authenticator {
+    pub fn new(directory: Arc<Directory>, ttl: Duration, max_entries: u64) -> Self {
+        use rand::RngCore;
+        let mut cache_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut cache_key);
+        Authenticator {
+            directory,
+            cache: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build(),
+            cache_key,
+            dummy_hash: password::dummy_hash().into(),
+        }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    fn cache_key_of(&self, cred: &Credential) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.cache_key);
+        match cred {
+            Credential::Basic(b) => {
+                h.update(b"basic\0");
+                h.update(&(b.username.len() as u64).to_le_bytes());
+                h.update(b.username.as_bytes());
+                h.update(b.password.as_bytes());
+            }
+            Credential::ApiKey(k) => {
+                h.update(b"apikey\0");
+                h.update(k.key.as_bytes());
+            }
+            Credential::Bearer(t) => {
+                h.update(b"bearer\0");
+                h.update(t.0.as_bytes());
+            }
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// Verify one credential. On success the identity is cached.
+    pub async fn authenticate(
+        &self,
+        cred: &Credential,
+    ) -> Result<(Arc<Identity>, CacheOutcome), AuthnError> {
+        let key = self.cache_key_of(cred);
+        if let Some(id) = self.cache.get(&key).await {
+            if id.is_expired(SystemTime::now()) {
+                self.cache.invalidate(&key).await;
+                return Err(AuthnError::Expired);
+            }
+            return Ok((id, CacheOutcome::Hit));
+        }
+        let verified = self
+            .cache
+            .try_get_with(key, self.verify(cred))
+            .await
+            .map_err(|e| (*e).clone())?;
+        Ok((verified, CacheOutcome::Miss))
+    }
+
+    async fn verify(&self, cred: &Credential) -> Result<Arc<Identity>, AuthnError> {
+        match cred {
+            Credential::Basic(b) => self.verify_basic(b).await,
+            Credential::ApiKey(k) => self.verify_api_key(k),
+            Credential::Bearer(_) => Err(AuthnError::UnsupportedToken),
+        }
+    }
+
+    async fn verify_basic(&self, cred: &BasicCredential) -> Result<Arc<Identity>, AuthnError> {
+        let user = self.directory.user(&cred.username).cloned();
+        let hash: Arc<str> = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
+            Some(h) => h.into(),
+            None => self.dummy_hash.clone(),
+        };
+        let password = cred.password.clone();
+        let matched =
+            tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
+                .await
+                .map_err(|_| AuthnError::Internal)?;
+        let user = match user {
+            Some(u) if matched && u.password_hash.is_some() => u,
+            _ => return Err(AuthnError::InvalidCredentials),
+        };
+        if user.status == UserStatus::Disabled {
+            return Err(AuthnError::Disabled);
+        }
+        Ok(Arc::new(
+            self.directory.identity_of(&user, AuthMethod::Basic),
+        ))
+    }
+
+    fn verify_api_key(&self, cred: &ApiKeyCredential) -> Result<Arc<Identity>, AuthnError> {
+        if !cred.key.starts_with(API_KEY_PREFIX) {
+            return Err(AuthnError::UnknownKeyFormat);
+        }
+        let digest: [u8; 32] = Sha256::digest(cred.key.as_bytes()).into();
+        let mut found = None;
+        for record in &self.directory.api_keys {
+            if bool::from(record.sha256.ct_eq(&digest)) {
+                found = Some(record);
+            }
+        }
+        let record = found.ok_or(AuthnError::InvalidApiKey)?;
+        if record.expires_at.is_some_and(|t| SystemTime::now() >= t) {
+            return Err(AuthnError::Expired);
+        }
+        let identity = match &record.owner {
+            Some(owner) => {
+                let user = self
+                    .directory
+                    .user(owner)
+                    .ok_or(AuthnError::InvalidApiKey)?;
+                if user.status == UserStatus::Disabled {
+                    return Err(AuthnError::Disabled);
+                }
+                let base = self.directory.identity_of(user, AuthMethod::ApiKey);
+                let permissions = match &record.permissions {
+                    Some(own) => base.permissions.narrow(own),
+                    None => base.permissions.clone(),
+                };
+                Identity::new(
+                    base.subject,
+                    base.email,
+                    base.name,
+                    base.kind,
+                    base.role,
+                    permissions,
+                    AuthMethod::ApiKey,
+                    record.expires_at,
+                )
+            }
+            None => Identity::new(
+                record.name.clone(),
+                None,
+                None,
+                UserKind::Api,
+                None,
+                PermissionSet::new(record.permissions.clone().unwrap_or_default()),
+                AuthMethod::ApiKey,
+                record.expires_at,
+            ),
+        };
+        Ok(Arc::new(identity))
+    }
+}
+
+/// `sha256:<hex>` of an API key, as written in the config.
+pub fn api_key_hash(key: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+/// A fresh API key: `gh_` and 40 base62 characters (~238 bits).
+pub fn generate_api_key() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rngs::OsRng;
+    let body: String = (0..40)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{API_KEY_PREFIX}{body}")
+}

@@ -1,0 +1,163 @@
+//! The command line: parsing and one function per subcommand.
+
+mod demo;
+mod explain;
+
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Gatehouse: an authentication proxy for any web app.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run on built-in defaults in front of the echo app, with a generated admin login.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Run from a configuration file.
+    Serve {
+        #[arg(short, long, env = "GATEHOUSE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; print every error with its key path and line.
+    CheckConfig {
+        #[arg(short, long, env = "GATEHOUSE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Read a password from stdin, print its argon2id PHC hash.
+    HashPassword,
+    /// API keys for the configuration file.
+    Apikey {
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
+    /// Policy dry-run: which rule matches a request, and the decision.
+    Explain {
+        #[arg(short, long, env = "GATEHOUSE_CONFIG")]
+        config: PathBuf,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        #[arg(long)]
+        url: String,
+        /// Decide as this configured user (default: anonymous).
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyAction {
+    /// Print a new random key and the `sha256:` hash to put under `api_keys`.
+    Generate,
+}
+
+/// Structured logs on stderr; `RUST_LOG` adjusts, `GATEHOUSE_LOG_FORMAT=json` for JSON lines.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if std::env::var("GATEHOUSE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("gatehouse: logging not initialised: {e}");
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        eprint!("{errors}");
+        eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+        ExitCode::from(1)
+    })
+}
+
+fn serve(config: Config) -> ExitCode {
+    match crate::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Run one command.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Demo { listen } => demo::run(&listen),
+        Command::Serve { config } => {
+            init_logging();
+            match load(&config) {
+                Ok(c) => serve(c),
+                Err(code) => code,
+            }
+        }
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::HashPassword => hash_password(),
+        Command::Apikey {
+            action: ApikeyAction::Generate,
+        } => {
+            let key = crate::authn::generate_api_key();
+            println!("key:  {key}");
+            println!("hash: {}", crate::authn::api_key_hash(&key));
+            eprintln!("Put the hash under `api_keys` in the config; the key is shown only now.");
+            ExitCode::SUCCESS
+        }
+        Command::Explain {
+            config,
+            method,
+            url,
+            user,
+        } => match load(&config) {
+            Ok(c) => explain::run(&c, &method, &url, user.as_deref()),
+            Err(code) => code,
+        },
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("gatehouse: cannot read stdin: {e}");
+        return ExitCode::from(1);
+    }
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("gatehouse: empty password (pipe it on stdin: `echo -n secret | gatehouse hash-password`)");
+        return ExitCode::from(1);
+    }
+    match crate::authn::password::hash_password(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,674 @@
+//! The validated configuration model, and the validation that builds it.
+//!
+//! Everything here is already checked: addresses resolve, patterns compile,
+//! roles exist, hashes parse. Validation keeps going after a problem so the
+//! user sees every error in one run.
+
+use super::raw::{self, RawConfig};
+use super::ConfigError;
+use crate::directory::{ApiKeyRecord, Directory, Roles, UserRecord, UserStatus};
+use crate::identity::{IdentityField, UserKind};
+use crate::policy::{Access, AccessRule, Permission, PermissionSet, Policy};
+use crate::redirect::RedirectPolicy;
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// The whole validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub public_url: Url,
+    pub upstream: UpstreamSettings,
+    pub portal: PortalSettings,
+    pub policy: Policy,
+    pub directory: Directory,
+    pub headers: HeaderSettings,
+    pub cache: CacheSettings,
+    pub redirect: RedirectPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+/// Where allowed requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// The built-in echo app.
+    Echo,
+    /// A real app, resolved at start.
+    Http {
+        addr: SocketAddr,
+        tls: bool,
+        /// Host name for SNI and certificate checks.
+        host: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub target: UpstreamTarget,
+    pub connect_timeout: Duration,
+    pub read_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortalSettings {
+    /// `/_auth`: no trailing slash.
+    pub prefix: String,
+    pub title: String,
+}
+
+/// The upstream identity headers, in configured order.
+#[derive(Debug, Clone)]
+pub struct HeaderSettings {
+    pub names: Vec<(HeaderName, IdentityField)>,
+    pub pass_credentials: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub ttl: Duration,
+    pub max_entries: u64,
+}
+
+/// Collects errors while validating one key path at a time.
+struct Checker<'e> {
+    errors: &'e mut Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: &str, message: impl AsRef<str>) {
+        self.errors.push(ConfigError::at(path, message.as_ref()));
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(s) => parse_duration(s).unwrap_or_else(|e| {
+                self.err(path, e);
+                default
+            }),
+        }
+    }
+
+    fn addr(&mut self, path: &str, value: &str) -> Option<SocketAddr> {
+        match value.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(a)) => Some(a),
+            _ => {
+                self.err(
+                    path,
+                    format!("`{value}` is not a `host:port` address that resolves"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// `30s`, `5m`, `24h`, `1h 30m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like `30s`, `5m` or `24h` ({e})"))
+}
+
+pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<Config> {
+    let mut c = Checker { errors };
+    let server = server(&mut c, raw.server);
+    let public_url = public_url(
+        &mut c,
+        raw.public_url.as_deref(),
+        server.as_ref().map(|s| s.listen),
+    );
+    let upstream = upstream(&mut c, raw.upstream);
+    let portal = portal(&mut c, raw.portal);
+    let roles = roles(&mut c, raw.roles);
+    let policy = rules(&mut c, raw.rules);
+    let users = users(&mut c, raw.users, &roles);
+    let api_keys = api_keys(&mut c, raw.api_keys, &users);
+    let headers = headers(&mut c, raw.headers);
+    let cache = CacheSettings {
+        ttl: c.duration(
+            "cache.ttl",
+            raw.cache.ttl.as_deref(),
+            Duration::from_secs(300),
+        ),
+        max_entries: raw.cache.max_entries.unwrap_or(100_000),
+    };
+    if cache.max_entries == 0 {
+        c.err("cache.max_entries", "must be at least 1");
+    }
+    let redirect = redirect(&mut c, raw.redirect, public_url.as_ref());
+    Some(Config {
+        server: server?,
+        public_url: public_url?,
+        upstream: upstream?,
+        portal,
+        policy: policy?,
+        directory: Directory {
+            users,
+            api_keys,
+            roles,
+        },
+        headers,
+        cache,
+        redirect: redirect?,
+    })
+}
+
+fn server(c: &mut Checker, raw: raw::RawServer) -> Option<ServerSettings> {
+    let listen = c.addr(
+        "server.listen",
+        raw.listen.as_deref().unwrap_or("0.0.0.0:8080"),
+    );
+    let metrics_listen = raw
+        .metrics_listen
+        .as_deref()
+        .and_then(|m| c.addr("server.metrics_listen", m));
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in raw.trusted_proxies.iter().enumerate() {
+        let parsed = p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => c.err(
+                &format!("server.trusted_proxies[{i}]"),
+                format!("`{p}` is not an IP address or CIDR range"),
+            ),
+        }
+    }
+    let threads = raw
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 || threads > 256 {
+        c.err("server.threads", "must be between 1 and 256");
+    }
+    let grace_period = c.duration(
+        "server.grace_period",
+        raw.grace_period.as_deref(),
+        Duration::from_secs(5),
+    );
+    let tls = raw.tls.map(|t| {
+        for (key, p) in [("cert_path", &t.cert_path), ("key_path", &t.key_path)] {
+            if !std::path::Path::new(p).is_file() {
+                c.err(
+                    &format!("server.tls.{key}"),
+                    format!("`{p}` is not a readable file"),
+                );
+            }
+        }
+        TlsSettings {
+            cert_path: t.cert_path.into(),
+            key_path: t.key_path.into(),
+        }
+    });
+    Some(ServerSettings {
+        listen: listen?,
+        metrics_listen,
+        trusted_proxies,
+        threads: threads.clamp(1, 256),
+        grace_period,
+        tls,
+    })
+}
+
+fn public_url(c: &mut Checker, raw: Option<&str>, listen: Option<SocketAddr>) -> Option<Url> {
+    let text = match raw {
+        Some(t) => t.to_owned(),
+        None => format!("http://localhost:{}", listen.map_or(8080, |l| l.port())),
+    };
+    match Url::parse(&text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            if u.query().is_some() || u.fragment().is_some() || u.path() != "/" {
+                c.err(
+                    "public_url",
+                    "must be an origin like `https://app.example.com` (no path, query or fragment)",
+                );
+            }
+            Some(u)
+        }
+        _ => {
+            c.err("public_url", format!("`{text}` is not an http(s) URL"));
+            None
+        }
+    }
+}
+
+fn upstream(c: &mut Checker, raw: raw::RawUpstream) -> Option<UpstreamSettings> {
+    let connect_timeout = c.duration(
+        "upstream.connect_timeout",
+        raw.connect_timeout.as_deref(),
+        Duration::from_secs(5),
+    );
+    let read_timeout = raw
+        .read_timeout
+        .as_deref()
+        .map(|r| c.duration("upstream.read_timeout", Some(r), Duration::from_secs(60)));
+    let Some(url) = raw.url else {
+        c.err(
+            "upstream.url",
+            "is required (`http://host:port`, or `echo:` for the built-in echo app)",
+        );
+        return None;
+    };
+    let target = if url == "echo:" {
+        UpstreamTarget::Echo
+    } else {
+        let parsed = Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        let Some(u) = parsed else {
+            c.err(
+                "upstream.url",
+                format!("`{url}` is not `http://host:port`, `https://host:port` or `echo:`"),
+            );
+            return None;
+        };
+        if u.path() != "/" || u.query().is_some() {
+            c.err(
+                "upstream.url",
+                "must not have a path or query: requests keep their own",
+            );
+        }
+        let host = u
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = u.port_or_known_default().unwrap_or(80);
+        let addr = c.addr(
+            "upstream.url",
+            &format!("{}:{port}", u.host_str().unwrap_or_default()),
+        )?;
+        UpstreamTarget::Http {
+            addr,
+            tls: u.scheme() == "https",
+            host,
+        }
+    };
+    Some(UpstreamSettings {
+        target,
+        connect_timeout,
+        read_timeout,
+    })
+}
+
+fn portal(c: &mut Checker, raw: raw::RawPortal) -> PortalSettings {
+    let prefix = raw.prefix.unwrap_or_else(|| "/_auth".into());
+    let ok = prefix.starts_with('/')
+        && prefix.len() > 1
+        && !prefix.ends_with('/')
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.'));
+    if !ok {
+        c.err("portal.prefix", format!("`{prefix}` must look like `/_auth`: a leading `/`, no trailing `/`, letters, digits, `_-./`"));
+    }
+    PortalSettings {
+        prefix,
+        title: raw.title.unwrap_or_else(|| "Gatehouse".into()),
+    }
+}
+
+fn permission_list(c: &mut Checker, path: &str, list: &[String]) -> Vec<Permission> {
+    let mut out = Vec::new();
+    for (i, p) in list.iter().enumerate() {
+        match p.parse::<Permission>() {
+            Ok(perm) => out.push(perm),
+            Err(e) => c.err(&format!("{path}[{i}]"), e.to_string()),
+        }
+    }
+    out
+}
+
+fn roles(c: &mut Checker, raw: BTreeMap<String, Vec<String>>) -> Roles {
+    let mut map = BTreeMap::new();
+    map.insert(
+        "admin".to_owned(),
+        PermissionSet::new(vec![Permission::All]),
+    );
+    map.insert("user".to_owned(), PermissionSet::default());
+    for (name, perms) in raw {
+        if !valid_name(&name) {
+            c.err(
+                &format!("roles.{name}"),
+                "role names use letters, digits, `_`, `-`, `.`",
+            );
+        }
+        let list = permission_list(c, &format!("roles.{name}"), &perms);
+        map.insert(name, PermissionSet::new(list));
+    }
+    Roles::new(map)
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+}
+
+fn rules(c: &mut Checker, raw: raw::RawRules) -> Option<Policy> {
+    let default = match raw.default.as_deref() {
+        None | Some("authenticated") => Access::Authenticated,
+        Some("deny") => Access::Deny,
+        Some(other) => {
+            c.err(
+                "rules.default",
+                format!("`{other}` must be `authenticated` or `deny`"),
+            );
+            Access::Authenticated
+        }
+    };
+    let mut compiled = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let at = |k: &str| format!("rules[{i}].{k}");
+        let access = match (r.policy.as_deref(), r.permission.as_deref()) {
+            (Some(_), Some(_)) => {
+                c.err(
+                    &format!("rules[{i}]"),
+                    "set `policy` or `permission`, not both",
+                );
+                continue;
+            }
+            (None, None) => {
+                c.err(
+                    &format!("rules[{i}]"),
+                    "needs `policy` (public, authenticated, deny) or `permission`",
+                );
+                continue;
+            }
+            (Some("public"), None) => Access::Public,
+            (Some("authenticated"), None) => Access::Authenticated,
+            (Some("deny"), None) => Access::Deny,
+            (Some(other), None) => {
+                c.err(
+                    &at("policy"),
+                    format!("`{other}` must be `public`, `authenticated` or `deny`"),
+                );
+                continue;
+            }
+            (None, Some(p)) => match p.parse() {
+                Ok(perm) => Access::Permission(perm),
+                Err(e) => {
+                    c.err(&at("permission"), e.to_string());
+                    continue;
+                }
+            },
+        };
+        let methods = match r.methods {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for (j, m) in list.iter().enumerate() {
+                    let upper = m.to_ascii_uppercase();
+                    match Method::from_bytes(upper.as_bytes()) {
+                        Ok(method) if !upper.is_empty() => out.push(method),
+                        _ => c.err(
+                            &format!("rules[{i}].methods[{j}]"),
+                            format!("`{m}` is not an HTTP method"),
+                        ),
+                    }
+                }
+                Some(out)
+            }
+        };
+        let paths = r.path.map(raw::OneOrMany::into_vec);
+        match AccessRule::new(Some(i), paths, methods, r.hosts, access) {
+            Ok(rule) => compiled.push(rule),
+            Err(e) => c.err(&format!("rules[{i}]"), e.to_string()),
+        }
+    }
+    Some(Policy::new(compiled, default))
+}
+
+fn users(c: &mut Checker, raw: Vec<raw::RawUser>, roles: &Roles) -> BTreeMap<String, UserRecord> {
+    let mut out = BTreeMap::new();
+    for (i, u) in raw.into_iter().enumerate() {
+        let at = |k: &str| format!("users[{i}].{k}");
+        if !valid_name(&u.username) {
+            c.err(
+                &at("username"),
+                format!(
+                    "`{}` must be 1-128 letters, digits, `_`, `-`, `.`, `@`",
+                    u.username
+                ),
+            );
+        }
+        if out.contains_key(&u.username) {
+            c.err(
+                &at("username"),
+                format!("`{}` is declared twice", u.username),
+            );
+        }
+        let kind = match u.kind.as_deref() {
+            None | Some("user") => UserKind::User,
+            Some("api") => UserKind::Api,
+            Some(o) => {
+                c.err(&at("type"), format!("`{o}` must be `user` or `api`"));
+                UserKind::User
+            }
+        };
+        let status = match u.status.as_deref() {
+            None | Some("enabled") => UserStatus::Enabled,
+            Some("disabled") => UserStatus::Disabled,
+            Some(o) => {
+                c.err(
+                    &at("status"),
+                    format!("`{o}` must be `enabled` or `disabled`"),
+                );
+                UserStatus::Disabled
+            }
+        };
+        let role = u.role.unwrap_or_else(|| "user".into());
+        if !roles.contains(&role) {
+            c.err(
+                &at("role"),
+                format!("role `{role}` is not defined under `roles`"),
+            );
+        }
+        if let Some(h) = &u.password_hash {
+            if let Err(e) = crate::authn::password::check_phc(h) {
+                c.err(&at("password_hash"), e);
+            }
+        }
+        if let Some(e) = &u.email {
+            if !e.contains('@') || e.chars().any(char::is_whitespace) {
+                c.err(&at("email"), format!("`{e}` is not an email address"));
+            }
+        }
+        out.insert(
+            u.username.clone(),
+            UserRecord {
+                username: u.username,
+                email: u.email,
+                name: u.name,
+                kind,
+                status,
+                role,
+                password_hash: u.password_hash,
+            },
+        );
+    }
+    out
+}
+
+fn api_keys(
+    c: &mut Checker,
+    raw: Vec<raw::RawApiKey>,
+    users: &BTreeMap<String, UserRecord>,
+) -> Vec<ApiKeyRecord> {
+    let mut out: Vec<ApiKeyRecord> = Vec::new();
+    let mut names = HashSet::new();
+    for (i, k) in raw.into_iter().enumerate() {
+        let at = |f: &str| format!("api_keys[{i}].{f}");
+        if !valid_name(&k.name) || !names.insert(k.name.clone()) {
+            c.err(
+                &at("name"),
+                format!(
+                    "`{}` must be a unique name of letters, digits, `_-.@`",
+                    k.name
+                ),
+            );
+        }
+        let sha256 = k
+            .hash
+            .strip_prefix("sha256:")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        let Some(sha256) = sha256 else {
+            c.err(
+                &at("hash"),
+                "must be `sha256:` followed by 64 hex digits (see `gatehouse apikey generate`)",
+            );
+            continue;
+        };
+        if out.iter().any(|o| o.sha256 == sha256) {
+            c.err(&at("hash"), "the same key is declared twice");
+        }
+        if let Some(u) = &k.user {
+            if !users.contains_key(u) {
+                c.err(
+                    &at("user"),
+                    format!("user `{u}` is not declared under `users`"),
+                );
+            }
+        }
+        let permissions = k
+            .permissions
+            .as_ref()
+            .map(|p| permission_list(c, &at("permissions"), p));
+        if k.user.is_none() && permissions.is_none() {
+            c.err(
+                &format!("api_keys[{i}]"),
+                "bind the key to a `user` or give it `permissions`",
+            );
+        }
+        let expires_at =
+            k.expires
+                .as_deref()
+                .and_then(|e| match humantime::parse_rfc3339_weak(e) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        c.err(
+                            &at("expires"),
+                            format!("`{e}` is not an RFC 3339 time like `2027-01-31T00:00:00Z`"),
+                        );
+                        None
+                    }
+                });
+        out.push(ApiKeyRecord {
+            name: k.name,
+            sha256,
+            owner: k.user,
+            permissions,
+            expires_at,
+        });
+    }
+    out
+}
+
+fn headers(c: &mut Checker, raw: raw::RawHeaders) -> HeaderSettings {
+    use IdentityField::*;
+    let wanted = [
+        ("user", raw.user, "Remote-User", User),
+        ("email", raw.email, "Remote-Email", Email),
+        ("name", raw.name, "Remote-Name", Name),
+        ("groups", raw.groups, "Remote-Groups", Groups),
+        (
+            "permissions",
+            raw.permissions,
+            "Remote-Permissions",
+            Permissions,
+        ),
+        (
+            "auth_request_user",
+            raw.auth_request_user,
+            "X-Auth-Request-User",
+            User,
+        ),
+        (
+            "auth_request_email",
+            raw.auth_request_email,
+            "X-Auth-Request-Email",
+            Email,
+        ),
+        (
+            "auth_request_groups",
+            raw.auth_request_groups,
+            "X-Auth-Request-Groups",
+            Groups,
+        ),
+        ("method", raw.method, "X-Auth-Method", Method),
+    ];
+    let mut names: Vec<(HeaderName, IdentityField)> = Vec::new();
+    for (key, value, default, field) in wanted {
+        let name = value.unwrap_or_else(|| default.to_owned());
+        if name.is_empty() {
+            continue;
+        }
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) if names.iter().any(|(n, _)| *n == h) => {
+                c.err(&format!("headers.{key}"), format!("`{name}` is used twice"));
+            }
+            Ok(h) => names.push((h, field)),
+            Err(_) => c.err(
+                &format!("headers.{key}"),
+                format!("`{name}` is not a valid header name"),
+            ),
+        }
+    }
+    HeaderSettings {
+        names,
+        pass_credentials: raw.pass_credentials.unwrap_or(false),
+    }
+}
+
+fn redirect(
+    c: &mut Checker,
+    raw: raw::RawRedirect,
+    public_url: Option<&Url>,
+) -> Option<RedirectPolicy> {
+    let mut domains = Vec::new();
+    for (i, d) in raw.allowed_domains.iter().enumerate() {
+        let d = d
+            .trim_start_matches("*.")
+            .trim_start_matches('.')
+            .to_ascii_lowercase();
+        if d.is_empty()
+            || !d
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+        {
+            c.err(
+                &format!("redirect.allowed_domains[{i}]"),
+                format!("`{d}` is not a domain name"),
+            );
+        } else {
+            domains.push(d);
+        }
+    }
+    Some(RedirectPolicy::new(public_url?, domains))
+}

@@ -1,0 +1,213 @@
+//! The YAML file schema, exactly as users write it.
+//!
+//! Every struct rejects unknown keys: a typo in a security configuration must
+//! fail loudly instead of silently opening a door. Validation into the model the
+//! rest of Gatehouse uses lives in `config::model`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listeners, threads, trusted proxies.
+    #[serde(default)]
+    pub server: RawServer,
+    /// The externally visible URL of Gatehouse (and, in inline mode, of the app).
+    pub public_url: Option<String>,
+    /// Where inline mode sends allowed requests.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    /// The portal prefix and title.
+    #[serde(default)]
+    pub portal: RawPortal,
+    /// Role name → permission list (`resource:action`, `resource:*`, `*`).
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Access rules; either a plain list or `{default, rules}`.
+    #[serde(default)]
+    pub rules: RawRules,
+    /// Read-only users declared in the file.
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    /// API keys declared in the file (hashes only).
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
+    /// Names of the identity headers sent upstream.
+    #[serde(default)]
+    pub headers: RawHeaders,
+    /// The verified-credential cache.
+    #[serde(default)]
+    pub cache: RawCache,
+    /// Where `rd` may send a user after login.
+    #[serde(default)]
+    pub redirect: RawRedirect,
+}
+
+/// `server:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address of the proxy listener, `host:port` (default `0.0.0.0:8080`).
+    pub listen: Option<String>,
+    /// Address of the Prometheus `/metrics` listener; none when absent.
+    pub metrics_listen: Option<String>,
+    /// CIDRs whose `X-Forwarded-*` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Worker count: one single-threaded proxy service per worker, each with its
+    /// own `SO_REUSEPORT` listener (default: number of CPUs).
+    pub threads: Option<usize>,
+    /// How long a SIGTERM waits for in-flight requests (default `5s`).
+    pub grace_period: Option<String>,
+    /// TLS for the proxy listener.
+    pub tls: Option<RawTls>,
+}
+
+/// `server.tls:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain file.
+    pub cert_path: String,
+    /// PEM private key file.
+    pub key_path: String,
+}
+
+/// `upstream:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `http://host:port`, `https://host:port`, or `echo:` for the built-in echo app.
+    pub url: Option<String>,
+    /// Connect timeout (default `5s`).
+    pub connect_timeout: Option<String>,
+    /// Idle read timeout on the upstream connection (default: none, so long polls
+    /// and WebSockets live as long as they need).
+    pub read_timeout: Option<String>,
+}
+
+/// `portal:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortal {
+    /// Path prefix Gatehouse answers itself (default `/_auth`).
+    pub prefix: Option<String>,
+    /// Product name shown on pages (default `Gatehouse`).
+    pub title: Option<String>,
+}
+
+/// `rules:` after normalisation (a plain list becomes `{rules: list}`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    /// What applies when no rule matches: `authenticated` (default) or `deny`.
+    pub default: Option<String>,
+    /// The rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// One access rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Path glob(s): `*` within a segment, `**` across segments; `/a/**` also matches `/a`.
+    pub path: Option<OneOrMany>,
+    /// HTTP methods (default: all).
+    pub methods: Option<Vec<String>>,
+    /// Host glob(s) (default: all hosts).
+    pub hosts: Option<Vec<String>>,
+    /// `public`, `authenticated` or `deny`.
+    pub policy: Option<String>,
+    /// A permission the identity must hold (`resource:action`).
+    pub permission: Option<String>,
+}
+
+/// One user declared in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub username: String,
+    /// argon2id PHC string from `gatehouse hash-password`.
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// Role name (default `user`).
+    pub role: Option<String>,
+    /// `user` (default) or `api`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `enabled` (default) or `disabled`.
+    pub status: Option<String>,
+}
+
+/// One API key declared in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    /// A label shown in logs and, for keys not bound to a user, as the identity.
+    pub name: String,
+    /// `sha256:<hex>` of the key, from `gatehouse apikey generate`.
+    pub hash: String,
+    /// The user the key acts as.
+    pub user: Option<String>,
+    /// The key's own permissions (for a bound key: narrowed to the user's).
+    pub permissions: Option<Vec<String>>,
+    /// RFC 3339 instant after which the key is refused.
+    pub expires: Option<String>,
+}
+
+/// `headers:` — names of the upstream identity headers; an empty string disables one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    pub user: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Option<String>,
+    pub permissions: Option<String>,
+    pub auth_request_user: Option<String>,
+    pub auth_request_email: Option<String>,
+    pub auth_request_groups: Option<String>,
+    pub method: Option<String>,
+    /// Forward the consumed credential (Authorization / X-API-Key) upstream (default false).
+    pub pass_credentials: Option<bool>,
+}
+
+/// `cache:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// How long a verified credential is trusted without re-verification (default `5m`).
+    pub ttl: Option<String>,
+    /// Upper bound on cached identities (default 100000).
+    pub max_entries: Option<u64>,
+}
+
+/// `redirect:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedirect {
+    /// Extra domains (and their subdomains) `rd` may point to.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+}

@@ -1,0 +1,25 @@
+//! Gatehouse: an authentication sidecar built on Pingora.
+//!
+//! A request flows through the modules in this order:
+//! [`config`] (compiled once) → [`credentials`] (parse) → [`authn`] (verify
+//! into an [`identity::Identity`], through the cache) → [`policy`] (decide),
+//! joined up by [`gate`] → [`respond`] (denials) or [`upstream::headers`]
+//! (identity headers for the app). [`proxy`] is the Pingora glue, [`portal`]
+//! the pages and API under the prefix, [`server`] the assembly.
+
+pub mod app;
+pub mod authn;
+pub mod commands;
+pub mod config;
+pub mod credentials;
+pub mod directory;
+pub mod gate;
+pub mod identity;
+pub mod metrics;
+pub mod policy;
+pub mod portal;
+pub mod proxy;
+pub mod redirect;
+pub mod respond;
+pub mod server;
+pub mod upstream;

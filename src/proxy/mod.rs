@@ -1,0 +1,274 @@
+//! The Pingora `ProxyHttp` implementation: orchestration only.
+//!
+//! `request_filter` answers portal paths and denials itself (with keep-alive
+//! responses written by hand); `upstream_request_filter` is the only place
+//! upstream headers change. Per-request state lives in [`RequestCtx`].
+
+mod portal_bridge;
+
+use crate::app::App;
+use crate::gate::{Admission, RequestView};
+use crate::respond::{wants_html, Asker, Reply};
+use crate::upstream::headers::{self, HeaderSink};
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{ErrorSource, ErrorType};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// One worker's proxy; all workers share the same [`App`].
+pub struct GatehouseProxy {
+    app: Arc<App>,
+}
+
+impl GatehouseProxy {
+    pub fn new(app: Arc<App>) -> Self {
+        GatehouseProxy { app }
+    }
+}
+
+/// Per-request state.
+#[derive(Default)]
+pub struct RequestCtx {
+    admission: Option<Admission>,
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The request's host: authority of an absolute URI, else the Host header.
+fn host_header(req: &RequestHeader) -> &str {
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("")
+}
+
+/// `Example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+pub fn host_without_port(host: &str) -> Cow<'_, str> {
+    let bare = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    if bare.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(bare.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(bare)
+    }
+}
+
+/// Write a complete response, keeping the connection alive.
+pub async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+    for (name, value) in reply.headers {
+        resp.append_header(name, value)?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, reply.body.len())?;
+    let head_only = session.req_header().method == Method::HEAD || reply.body.is_empty();
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
+struct UpstreamHeaders<'a>(&'a mut RequestHeader);
+
+impl HeaderSink for UpstreamHeaders<'_> {
+    fn remove(&mut self, name: &HeaderName) {
+        self.0.remove_header(name);
+    }
+    fn set(&mut self, name: HeaderName, value: HeaderValue) {
+        let _ = self.0.insert_header(name, value);
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.0.headers
+    }
+}
+
+impl GatehouseProxy {
+    /// The URL the user was asking for, if it is one we may send them back to.
+    fn original_url(&self, req: &RequestHeader) -> Option<String> {
+        let host = host_header(req);
+        let allowed = self.app.redirect.host_allowed(&host_without_port(host));
+        let public = self.app.redirect.public_url();
+        let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let url = if allowed && !host.is_empty() {
+            format!("{}://{host}{path_and_query}", public.scheme())
+        } else {
+            format!(
+                "{}{}",
+                public.as_str().trim_end_matches('/'),
+                path_and_query
+            )
+        };
+        self.app.redirect.validate(&url).map(String::from)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for GatehouseProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let app = &self.app;
+        if app.is_portal_path(session.req_header().uri.path()) {
+            portal_bridge::serve(session, app).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
+        let host = host_without_port(host_header(req));
+        let view = RequestView {
+            method: &req.method,
+            host: &host,
+            path: req.uri.path(),
+            headers: &req.headers,
+        };
+        let denial = match app.gate.check(&view).await {
+            Ok(admission) => {
+                ctx.admission = Some(admission);
+                return Ok(false);
+            }
+            Err(denial) => denial,
+        };
+        let browser = wants_html(&req.headers);
+        let return_to = if browser {
+            self.original_url(req)
+        } else {
+            None
+        };
+        let asker = Asker {
+            method: &req.method,
+            browser,
+            return_to: return_to.as_deref(),
+        };
+        let reply = app.responder.denial(&denial, &asker);
+        write_reply(session, reply).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let up = &self.app.upstream;
+        let mut peer = HttpPeer::new(up.addr, up.tls, up.sni.clone());
+        peer.options.connection_timeout = Some(up.settings.connect_timeout);
+        peer.options.read_timeout = up.settings.read_timeout;
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let app = &self.app;
+        let (identity, consumed) = match &ctx.admission {
+            Some(a) => (a.identity.as_deref(), a.consumed),
+            None => (None, None),
+        };
+        headers::apply(
+            &mut UpstreamHeaders(upstream_request),
+            &app.headers,
+            identity,
+            consumed,
+        );
+
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let trusted = client_ip.is_some_and(|ip| app.is_trusted_proxy(ip));
+        if let Some(ip) = client_ip {
+            let existing = upstream_request
+                .headers
+                .get(&X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+                .filter(|_| trusted);
+            let value = match existing {
+                Some(chain) => format!("{chain}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream_request.insert_header(X_FORWARDED_FOR.clone(), value)?;
+        }
+        if !(trusted && upstream_request.headers.contains_key(&X_FORWARDED_PROTO)) {
+            upstream_request.insert_header(X_FORWARDED_PROTO.clone(), app.listener_scheme)?;
+        }
+        if !(trusted && upstream_request.headers.contains_key(&X_FORWARDED_HOST)) {
+            let host = host_header(session.req_header()).to_owned();
+            if host.is_empty() {
+                upstream_request.remove_header(&X_FORWARDED_HOST);
+            } else {
+                upstream_request.insert_header(X_FORWARDED_HOST.clone(), host)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code == 502
+            || matches!(
+                e.etype(),
+                ErrorType::ConnectTimedout | ErrorType::ConnectRefused
+            )
+        {
+            self.app.metrics.upstream_error();
+        }
+        if code > 0 {
+            let browser = wants_html(&session.req_header().headers);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let (err, msg) = match code {
+                502 => (
+                    "upstream_unavailable",
+                    "the application behind Gatehouse is not reachable",
+                ),
+                400 => ("bad_request", "the request could not be read"),
+                _ => ("internal_error", "the request failed"),
+            };
+            let reply = self.app.responder.error(status, err, msg, browser);
+            if let Err(write_err) = write_reply(session, reply).await {
+                tracing::debug!(error = %write_err, "could not send the error response");
+            }
+        }
+        tracing::warn!(status = code, error = %e, "request failed");
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+}

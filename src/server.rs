@@ -1,0 +1,132 @@
+//! Assembling and running the Pingora server from a validated config.
+//!
+//! One single-threaded proxy service per worker, each with its own
+//! `SO_REUSEPORT` listener and so its own upstream connection pool: nothing
+//! crosses threads on the request path, while the credential cache (in the
+//! shared [`App`]) is common to all workers.
+
+use crate::app::App;
+use crate::config::{Config, UpstreamTarget};
+use crate::metrics::Metrics;
+use crate::proxy::GatehouseProxy;
+use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TcpSocketOptions;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+/// Serves an axum app on a listener bound before the server starts.
+struct AxumTask {
+    name: &'static str,
+    listener: Mutex<Option<TcpListener>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+#[async_trait]
+impl BackgroundService for AxumTask {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let listener = self.listener.lock().ok().and_then(|mut l| l.take());
+        let Some(listener) = listener else { return };
+        let result = match &self.metrics {
+            Some(m) => crate::metrics::serve(listener, m.clone()).await,
+            None => crate::upstream::echo::serve(listener).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(task = self.name, error = %e, "background listener failed");
+        }
+    }
+}
+
+fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} for {what}: {e}"))
+}
+
+/// Start Gatehouse and serve until a signal stops it. Returns only on a
+/// start-up error; a clean shutdown exits the process.
+pub fn run(config: Config) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    let echo = match config.upstream.target {
+        UpstreamTarget::Echo => Some(bind("127.0.0.1:0", "the echo upstream")?),
+        UpstreamTarget::Http { .. } => None,
+    };
+    let echo_addr = echo.as_ref().and_then(|l| l.local_addr().ok());
+    let metrics_listener = config
+        .server
+        .metrics_listen
+        .map(|a| bind(&a.to_string(), "metrics"))
+        .transpose()?;
+    let listen = config.server.listen.to_string();
+    // Fail with a clear message now rather than inside Pingora's start-up.
+    drop(bind(&listen, "the proxy")?);
+    let threads = config.server.threads;
+    let grace = config.server.grace_period.as_secs();
+    let tls = config.server.tls.clone();
+    let public_url = config.public_url.to_string();
+    let app = App::new(config, metrics.clone(), echo_addr)?;
+
+    let run_dir = std::env::temp_dir().join(format!("gatehouse-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
+    let conf = ServerConf {
+        threads: 1,
+        work_stealing: false,
+        grace_period_seconds: Some(grace),
+        graceful_shutdown_timeout_seconds: Some(grace.max(1)),
+        pid_file: run_dir.join("gatehouse.pid").display().to_string(),
+        upgrade_sock: run_dir.join("upgrade.sock").display().to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    for worker in 0..threads {
+        let mut service = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            GatehouseProxy::new(app.clone()),
+            &format!("gatehouse worker {worker}"),
+        );
+        service.threads = Some(1);
+        let mut sock = TcpSocketOptions::default();
+        sock.so_reuseport = Some(threads > 1);
+        match &tls {
+            Some(t) => {
+                let settings = TlsSettings::intermediate(
+                    &t.cert_path.display().to_string(),
+                    &t.key_path.display().to_string(),
+                )
+                .map_err(|e| format!("server.tls: {e}"))?;
+                service.add_tls_with_settings(&listen, Some(sock), settings);
+            }
+            None => service.add_tcp_with_settings(&listen, sock),
+        }
+        server.add_service(service);
+    }
+    if let Some(listener) = echo {
+        server.add_service(background_service(
+            "echo upstream",
+            AxumTask {
+                name: "echo",
+                listener: Mutex::new(Some(listener)),
+                metrics: None,
+            },
+        ));
+    }
+    if let Some(listener) = metrics_listener {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
+        server.add_service(background_service(
+            "metrics",
+            AxumTask {
+                name: "metrics",
+                listener: Mutex::new(Some(listener)),
+                metrics: Some(metrics),
+            },
+        ));
+    }
+    tracing::info!(%listen, workers = threads, %public_url, "gatehouse listening");
+    server.run_forever()
+}

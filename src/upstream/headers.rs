@@ -1,0 +1,84 @@
+//! Strip spoofable identity headers, then inject the verified identity.
+//!
+//! A client-sent copy of any configured identity header is removed whatever
+//! its case and whether it uses `_` or `-` (some frameworks fold both into
+//! the same CGI-style variable), before Gatehouse sets its own.
+
+use crate::config::HeaderSettings;
+use crate::credentials::{CredentialSource, X_API_KEY};
+use crate::identity::Identity;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName};
+
+/// Do two header names denote the same header once `_` is read as `-`?
+/// (`HeaderName`s are already lowercase.)
+fn same_header(candidate: &str, configured: &str) -> bool {
+    candidate.len() == configured.len()
+        && candidate
+            .bytes()
+            .zip(configured.bytes())
+            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+}
+
+/// Names in `headers` that spoof a configured identity header.
+pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h HeaderName> {
+    headers
+        .keys()
+        .filter(|k| {
+            settings
+                .names
+                .iter()
+                .any(|(n, _)| same_header(k.as_str(), n.as_str()))
+        })
+        .collect()
+}
+
+/// The request mutations for one upstream request, applied through a
+/// callback-free interface so it works on any header container.
+pub trait HeaderSink {
+    fn remove(&mut self, name: &HeaderName);
+    fn set(&mut self, name: HeaderName, value: http::HeaderValue);
+    fn headers(&self) -> &HeaderMap;
+}
+
+/// Strip every spoofed identity header, inject `identity`'s values (all of
+/// them, empty when unknown), and drop the consumed credential.
+pub fn apply(
+    sink: &mut impl HeaderSink,
+    settings: &HeaderSettings,
+    identity: Option<&Identity>,
+    consumed: Option<CredentialSource>,
+) {
+    let doomed: Vec<HeaderName> = spoofed(sink.headers(), settings)
+        .into_iter()
+        .cloned()
+        .collect();
+    for name in &doomed {
+        sink.remove(name);
+    }
+    if let Some(id) = identity {
+        for (name, field) in &settings.names {
+            sink.set(name.clone(), id.header_value(*field).clone());
+        }
+    }
+    if !settings.pass_credentials {
+        match consumed {
+            Some(CredentialSource::Authorization) => sink.remove(&AUTHORIZATION),
+            Some(CredentialSource::ApiKeyHeader) => sink.remove(&X_API_KEY),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn underscore_and_case_variants_are_the_same_header() {
+        assert!(same_header("remote_user", "remote-user"));
+        assert!(same_header("remote-user", "remote-user"));
+        assert!(!same_header("remote-users", "remote-user"));
+        assert!(!same_header("remote-usex", "remote-user"));
+    }
+}
