@@ -1,0 +1,199 @@
+//! Test harness: starts the real `gatehouse` binary on a free loopback port
+//! and talks to it from the outside.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// argon2id hash of `password`, made by the binary under test.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn hash-password");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `sha256:<hex>` of an API key.
+pub fn api_key_hash(key: &str) -> String {
+    gatehouse::authn::api_key_hash(key)
+}
+
+/// A running Gatehouse process.
+pub struct Gatehouse {
+    pub port: u16,
+    pub metrics_port: u16,
+    pub dir: tempfile::TempDir,
+    pid: u32,
+}
+
+impl Gatehouse {
+    /// Start `gatehouse serve` with `yaml`, where `{port}` and `{metrics_port}`
+    /// are replaced by free ports. The process dies with the test binary.
+    pub fn start(yaml: &str) -> Gatehouse {
+        Self::start_with_env(yaml, &[])
+    }
+
+    pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gatehouse {
+        let port = free_port();
+        let metrics_port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let text = yaml
+            .replace("{port}", &port.to_string())
+            .replace("{metrics_port}", &metrics_port.to_string());
+        let path: PathBuf = dir.path().join("gatehouse.yaml");
+        std::fs::write(&path, text).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        // Spawned from a thread that lives as long as the test binary, so the
+        // parent-death signal fires when the binary exits, not when one test ends.
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(BIN);
+            cmd.arg("serve")
+                .arg("-c")
+                .arg(&path)
+                .envs(env)
+                .env("RUST_LOG", "warn");
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let child: std::io::Result<Child> = cmd.spawn();
+            let pid = child.as_ref().map(|c| c.id()).ok();
+            let _ = tx.send(pid);
+            if let Ok(mut c) = child {
+                let _ = c.wait();
+            }
+            loop {
+                std::thread::park();
+            }
+        });
+        let pid = rx.recv().unwrap().expect("gatehouse did not start");
+        let g = Gatehouse {
+            port,
+            metrics_port,
+            dir,
+            pid,
+        };
+        g.wait_ready();
+        g
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = raw_request(
+                self.addr(),
+                "GET /_auth/healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            ) {
+                if r.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gatehouse on port {} did not become ready", self.port);
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    pub fn stop(&self) {
+        unsafe {
+            libc::kill(self.pid as i32, libc::SIGKILL);
+        }
+    }
+}
+
+/// A client that follows no redirects.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Send raw bytes, read until the server closes or `Connection: close` ends it.
+pub fn raw_request(addr: SocketAddr, request: &str) -> std::io::Result<String> {
+    raw_bytes(addr, request.as_bytes())
+}
+
+pub fn raw_bytes(addr: SocketAddr, request: &[u8]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(request)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Read one HTTP/1.1 response (headers + Content-Length body) from a stream.
+pub fn read_response(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).unwrap_or(0) == 0 {
+            break;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// Parse the echo app's JSON body.
+pub fn echo_json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not echo JSON ({e}): {body}"))
+}
