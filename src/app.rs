@@ -71,6 +71,7 @@ impl App {
             Arc::new(config.directory),
             config.cache.ttl,
             config.cache.max_entries,
+            metrics.clone(),
         );
         Ok(Arc::new(App {
             gate: Gate::new(config.policy, authn, metrics.clone()),

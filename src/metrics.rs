@@ -46,6 +46,7 @@ pub struct Metrics {
     decision_seconds: Histogram,
     cache: [IntCounter; 2],
     upstream_errors: IntCounter,
+    password_verifications: IntCounter,
 }
 
 impl Metrics {
@@ -89,6 +90,11 @@ impl Metrics {
             "gatehouse_upstream_errors_total",
             "Requests that failed to reach the upstream or broke while proxying",
         )?;
+        let password_verifications = IntCounter::new(
+            "gatehouse_password_verifications_total",
+            "argon2 verifications run (cache misses on password credentials, dummy hashes included)",
+        )?;
+        registry.register(Box::new(password_verifications.clone()))?;
         registry.register(Box::new(requests_vec))?;
         registry.register(Box::new(decision_seconds.clone()))?;
         registry.register(Box::new(cache_vec))?;
@@ -99,6 +105,7 @@ impl Metrics {
             decision_seconds,
             cache,
             upstream_errors,
+            password_verifications,
         })
     }
 
@@ -111,6 +118,10 @@ impl Metrics {
 
     pub fn cache(&self, hit: bool) {
         self.cache[usize::from(!hit)].inc();
+    }
+
+    pub fn password_verification(&self) {
+        self.password_verifications.inc();
     }
 
     pub fn upstream_error(&self) {

@@ -11,6 +11,7 @@ pub mod password;
 use crate::credentials::{ApiKeyCredential, BasicCredential, Credential};
 use crate::directory::{Directory, UserStatus, API_KEY_PREFIX};
 use crate::identity::{AuthMethod, Identity, UserKind};
+use crate::metrics::Metrics;
 use crate::policy::PermissionSet;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
@@ -64,10 +65,16 @@ pub struct Authenticator {
     cache: Cache<[u8; 32], Arc<Identity>>,
     cache_key: [u8; 32],
     dummy_hash: Arc<str>,
+    metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
-    pub fn new(directory: Arc<Directory>, ttl: Duration, max_entries: u64) -> Self {
+    pub fn new(
+        directory: Arc<Directory>,
+        ttl: Duration,
+        max_entries: u64,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         use rand::RngCore;
         let mut cache_key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut cache_key);
@@ -79,6 +86,7 @@ impl Authenticator {
                 .build(),
             cache_key,
             dummy_hash: password::dummy_hash().into(),
+            metrics,
         }
     }
 
@@ -143,6 +151,7 @@ impl Authenticator {
             None => self.dummy_hash.clone(),
         };
         let password = cred.password.clone();
+        self.metrics.password_verification();
         let matched =
             tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
                 .await

@@ -224,6 +224,11 @@ impl ProxyHttp for GatehouseProxy {
         Ok(())
     }
 
+    /// Failures are logged once, by `fail_to_proxy`, with Gatehouse's fields.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Self::CTX, _error: &Error) -> bool {
+        true
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,

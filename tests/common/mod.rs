@@ -69,7 +69,7 @@ impl Gatehouse {
         std::fs::write(&path, text).unwrap();
         let env: Vec<(String, String)> = env
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), v.replace("{port}", &port.to_string())))
             .collect();
         let (tx, rx) = mpsc::channel();
         // Spawned from a thread that lives as long as the test binary, so the
@@ -112,6 +112,9 @@ impl Gatehouse {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
+            if !std::path::Path::new(&format!("/proc/{}", self.pid)).exists() {
+                panic!("gatehouse exited during start-up (see its stderr above)");
+            }
             if let Ok(r) = raw_request(
                 self.addr(),
                 "GET /_auth/healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",

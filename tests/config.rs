@@ -1,0 +1,249 @@
+//! Configuration from the outside: example files, `check-config` errors with
+//! key paths and lines, environment overrides, `*_file` secrets, and the
+//! `hash-password`, `apikey` and `explain` commands.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+
+fn gatehouse(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("GATEHOUSE_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn every_example_config_is_valid() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let p = path.display().to_string();
+            let (code, out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+            assert_eq!(code, 0, "{p}: {out}{err}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "expected the minimal and the annotated example");
+}
+
+#[test]
+fn check_config_reports_every_error_with_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "bad.yaml",
+        r#"server:
+  listen: "127.0.0.1:8080"
+  trusted_proxies: ["10.0.0.0/8", "not-an-ip"]
+upstream:
+  url: "ftp://x"
+roles:
+  editor: ["posts:*", "bad permission"]
+rules:
+  - path: /a/**
+    policy: maybe
+  - path: relative
+    policy: public
+  - path: /b
+    permission: "x:y"
+    policy: public
+users:
+  - username: alice
+    password_hash: "plaintext"
+    role: ghost
+"#,
+    );
+    let (code, _out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "server.trusted_proxies[1] (line 3)",
+        "upstream.url (line 5)",
+        "roles.editor[1] (line 7)",
+        "rules[0].policy (line 10)",
+        "rules[1] (line 11)",
+        "rules[2] (line 13)",
+        "users[0].password_hash (line 18)",
+        "users[0].role (line 19)",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+    assert!(err.contains("8 error(s)"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "typo.yaml",
+        "upstream:\n  url: \"echo:\"\nserver:\n  lisen: 1\n",
+    );
+    let (code, _, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unknown field `lisen`") && err.contains("server"),
+        "{err}"
+    );
+    assert!(err.contains("line 3") || err.contains("line 4"), "{err}");
+    let p = write(
+        &dir,
+        "top.yaml",
+        "upstream:\n  url: \"echo:\"\nsesion: {}\n",
+    );
+    let (code, _, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `sesion`"), "{err}");
+    let p = write(&dir, "yaml.yaml", "upstream: [\n");
+    let (code, _, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not valid YAML") && err.contains("line"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_overrides_and_file_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = hash_password("from-a-file");
+    let secret = write(&dir, "hash.txt", &format!("{hash}\n"));
+    let p = write(
+        &dir,
+        "c.yaml",
+        &format!("upstream:\n  url: \"http://127.0.0.1:1\"\nusers:\n  - username: erin\n    password_hash_file: \"{secret}\"\n"),
+    );
+    let (code, out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = gatehouse(
+        &["check-config", "-c", &p],
+        &[("GATEHOUSE__SERVER__THREADS", "0")],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("server.threads"), "{err}");
+    let (code, _, err) = gatehouse(
+        &["check-config", "-c", &p],
+        &[("GATEHOUSE__UPSTREAM__URL", "nope")],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("upstream.url"), "{err}");
+}
+
+#[test]
+fn env_override_and_file_secret_change_what_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = hash_password("from-a-file");
+    let secret = write(&dir, "hash.txt", &format!("{hash}\n"));
+    // The file's listener is unusable; only the override makes it start.
+    let g = Gatehouse::start_with_env(
+        &format!("server:\n  listen: \"not-an-address\"\nupstream:\n  url: \"echo:\"\nusers:\n  - username: erin\n    password_hash_file: \"{secret}\"\n"),
+        &[("GATEHOUSE__SERVER__LISTEN", "127.0.0.1:{port}")],
+    );
+    let r = client()
+        .get(g.url("/x"))
+        .basic_auth("erin", Some("from-a-file"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn both_value_and_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "c.yaml",
+        "upstream:\n  url: \"echo:\"\nusers:\n  - username: x\n    password_hash: a\n    password_hash_file: /nonexistent\n",
+    );
+    let (code, _, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("users[0].password_hash_file") && err.contains("not both"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hash_password_makes_argon2id() {
+    let h = hash_password("s3cret");
+    assert!(h.starts_with("$argon2id$v=19$"), "{h}");
+    let (code, _, err) = gatehouse(&["hash-password"], &[]);
+    assert_eq!(code, 1, "empty stdin is refused");
+    assert!(err.contains("empty password"));
+}
+
+#[test]
+fn apikey_generate_prints_key_and_matching_hash() {
+    let (code, out, _) = gatehouse(&["apikey", "generate"], &[]);
+    assert_eq!(code, 0);
+    let key = out.lines().find_map(|l| l.strip_prefix("key:  ")).unwrap();
+    let hash = out.lines().find_map(|l| l.strip_prefix("hash: ")).unwrap();
+    assert!(key.starts_with("gh_") && key.len() >= 40);
+    assert_eq!(api_key_hash(key), hash);
+}
+
+#[test]
+fn explain_names_the_rule_and_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = hash_password("x");
+    let p = write(
+        &dir,
+        "c.yaml",
+        &format!(
+            "public_url: https://app.example.com\nupstream:\n  url: \"echo:\"\nroles:\n  reader: [\"posts:read\"]\nrules:\n  - path: /health\n    policy: public\n  - path: /posts/**\n    methods: [POST]\n    permission: \"posts:write\"\nusers:\n  - username: bob\n    password_hash: \"{hash}\"\n    role: reader\n"
+        ),
+    );
+    let (code, out, _) = gatehouse(
+        &[
+            "explain",
+            "-c",
+            &p,
+            "--method",
+            "POST",
+            "--url",
+            "https://app.example.com/posts/1",
+            "--user",
+            "bob",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("rules[1]") && out.contains("forbidden (403)") && out.contains("posts:write"),
+        "{out}"
+    );
+    let (_, out, _) = gatehouse(&["explain", "-c", &p, "--url", "/health"], &[]);
+    assert!(out.contains("rules[0]") && out.contains("allow"), "{out}");
+    let (_, out, _) = gatehouse(&["explain", "-c", &p, "--url", "/other"], &[]);
+    assert!(
+        out.contains("default") && out.contains("unauthenticated (401"),
+        "{out}"
+    );
+    let (_, out, _) = gatehouse(
+        &["explain", "-c", &p, "--url", "/other", "--user", "bob"],
+        &[],
+    );
+    assert!(out.contains("decision: allow"), "{out}");
+    let (code, _, err) = gatehouse(
+        &["explain", "-c", &p, "--url", "/x", "--user", "ghost"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("no user `ghost`"));
+}
