@@ -9,16 +9,24 @@ use crate::portal::{self, PortalState};
 use crate::redirect::RedirectPolicy;
 use crate::respond::Responder;
 use ipnet::IpNet;
+use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// Where and how to reach the upstream, resolved.
+/// Where and how to reach the upstream, resolved once at start.
 #[derive(Debug, Clone)]
 pub struct UpstreamPeer {
-    pub addr: SocketAddr,
-    pub tls: bool,
-    pub sni: String,
-    pub settings: UpstreamSettings,
+    /// Cloned for every request (cheaper than building one).
+    pub peer: HttpPeer,
+}
+
+impl UpstreamPeer {
+    fn new(addr: SocketAddr, tls: bool, sni: String, settings: &UpstreamSettings) -> Self {
+        let mut peer = HttpPeer::new(addr, tls, sni);
+        peer.options.connection_timeout = Some(settings.connect_timeout);
+        peer.options.read_timeout = settings.read_timeout;
+        UpstreamPeer { peer }
+    }
 }
 
 /// Shared, read-only state of a running Gatehouse.
@@ -45,19 +53,13 @@ impl App {
         echo_addr: Option<SocketAddr>,
     ) -> Result<Arc<App>, String> {
         let upstream = match (&config.upstream.target, echo_addr) {
-            (UpstreamTarget::Echo, Some(addr)) => UpstreamPeer {
-                addr,
-                tls: false,
-                sni: String::new(),
-                settings: config.upstream.clone(),
-            },
+            (UpstreamTarget::Echo, Some(addr)) => {
+                UpstreamPeer::new(addr, false, String::new(), &config.upstream)
+            }
             (UpstreamTarget::Echo, None) => return Err("the echo upstream is not running".into()),
-            (UpstreamTarget::Http { addr, tls, host }, _) => UpstreamPeer {
-                addr: *addr,
-                tls: *tls,
-                sni: host.clone(),
-                settings: config.upstream.clone(),
-            },
+            (UpstreamTarget::Http { addr, tls, host }, _) => {
+                UpstreamPeer::new(*addr, *tls, host.clone(), &config.upstream)
+            }
         };
         let public = config.public_url.as_str().trim_end_matches('/').to_owned();
         let responder = Responder::new(&config.portal.title, &public, &config.portal.prefix);

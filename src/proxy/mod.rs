@@ -126,6 +126,10 @@ impl ProxyHttp for GatehouseProxy {
         RequestCtx::default()
     }
 
+    /// No downstream modules: Pingora's default adds a (disabled) compression
+    /// module whose per-request context costs allocations on every request.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let app = &self.app;
         if app.is_portal_path(session.req_header().uri.path()) {
@@ -168,11 +172,7 @@ impl ProxyHttp for GatehouseProxy {
         _session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let up = &self.app.upstream;
-        let mut peer = HttpPeer::new(up.addr, up.tls, up.sni.clone());
-        peer.options.connection_timeout = Some(up.settings.connect_timeout);
-        peer.options.read_timeout = up.settings.read_timeout;
-        Ok(Box::new(peer))
+        Ok(Box::new(self.app.upstream.peer.clone()))
     }
 
     async fn upstream_request_filter(
@@ -270,7 +270,11 @@ impl ProxyHttp for GatehouseProxy {
                 tracing::debug!(error = %write_err, "could not send the error response");
             }
         }
-        tracing::warn!(status = code, error = %e, "request failed");
+        if code >= 500 {
+            tracing::warn!(status = code, error = %e, "request failed");
+        } else {
+            tracing::debug!(status = code, error = %e, "request ended early");
+        }
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Gatehouse throughput and latency next to nginx proxy_pass, in one run.
+#
+#   bench/run.sh                       # 3 rounds x 5 scenarios x 5 s (~90 s)
+#   ROUNDS=1 DURATION=3 bench/run.sh   # quick look
+#
+# Rounds interleave the scenarios so drift on a shared machine hits all of
+# them alike; the table reports each scenario's median round.
+#
+# Needs wrk and nginx (apt-get install -y wrk nginx) and builds the release
+# binary. Everything listens on loopback ports; every process is stopped at
+# the end. The upstream is an nginx answering a small 200 from memory, so the
+# figures measure the proxies, not the app.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+for tool in wrk nginx; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y wrk nginx)" >&2; exit 1; }
+done
+# GATEHOUSE_BIN=path compares another build (A/B runs); default: this tree's release build.
+if [ -z "${GATEHOUSE_BIN:-}" ]; then cargo build --release --quiet; fi
+BIN=${GATEHOUSE_BIN:-target/release/gatehouse}
+
+D=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+chmod 755 "$D"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill "$(cat "$D/up/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  kill "$(cat "$D/px/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  rm -rf "$D"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+UP=$(free_port); NGX=$(free_port); GH=$(free_port)
+
+nginx_conf() { # dir port body
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi;
+  uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
+  keepalive_requests 1000000;
+  upstream app { server 127.0.0.1:$UP; keepalive 128; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$2;
+    $3
+  }
+}
+NGINX
+}
+nginx_conf "$D/up" "$UP" 'location / { default_type application/json; return 200 "{\"ok\":true}"; }'
+nginx_conf "$D/px" "$NGX" 'location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+nginx -c "$D/up/nginx.conf" -p "$D/up" & PIDS+=($!)
+nginx -c "$D/px/nginx.conf" -p "$D/px" & PIDS+=($!)
+
+PASSWORD=bench-password
+KEY=$($BIN apikey generate 2>/dev/null | sed -n 's/^key:  //p')
+KEY_HASH=$(python3 -c "import hashlib,sys;print('sha256:'+hashlib.sha256(sys.argv[1].encode()).hexdigest())" "$KEY")
+HASH=$(printf %s "$PASSWORD" | $BIN hash-password)
+cat > "$D/gatehouse.yaml" <<YAML
+server: { listen: "127.0.0.1:$GH", threads: ${GH_THREADS:-2} }
+upstream: { url: "http://127.0.0.1:$UP" }
+rules:
+  - { path: /public/**, policy: public }
+users:
+  - { username: bench, password_hash: "$HASH", role: admin }
+api_keys:
+  - { name: bench-key, hash: "$KEY_HASH", user: bench }
+YAML
+RUST_LOG=warn $BIN serve -c "$D/gatehouse.yaml" & PIDS+=($!)
+
+wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
+wait_up "http://127.0.0.1:$UP/"; wait_up "http://127.0.0.1:$NGX/"; wait_up "http://127.0.0.1:$GH/_auth/healthz"
+
+BASIC="Authorization: Basic $(printf %s "bench:$PASSWORD" | base64 -w0)"
+# Sanity: every scenario must really answer 200 before it is measured.
+check() { code=$(curl -s -o /dev/null -w '%{http_code}' "${@:2}" "$1"); [ "$code" = 200 ] || { echo "bench: $1 answered $code" >&2; exit 1; }; }
+check "http://127.0.0.1:$GH/public/x"
+check "http://127.0.0.1:$GH/app" -H "$BASIC"
+check "http://127.0.0.1:$GH/app" -H "X-API-Key: $KEY"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GH/app")" = 401 ] || { echo "bench: protected path is open" >&2; exit 1; }
+
+declare -A RPS P50 P99
+SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key")
+URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app")
+HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY")
+to_ms() { python3 -c "import sys;v=sys.argv[1];u={'us':0.001,'ms':1,'s':1000};n=v.rstrip('mus');print(float(n)*u[v[len(n):]])" "$1"; }
+run() { # index
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "${HDRS[$1]}" "${URLS[$1]}")
+  if echo "$out" | grep -q "Non-2xx"; then echo "bench: ${SCEN[$1]} had non-2xx answers:" >&2; echo "$out" >&2; exit 1; fi
+  local name=${SCEN[$1]}
+  RPS[$name]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
+  P50[$name]+="$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')") "
+  P99[$name]+="$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')") "
+}
+median() { python3 -c "import sys,statistics;print(statistics.median(float(x) for x in sys.argv[1:]))" $1; }
+
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, on $(nproc) cores, $(date -u +%Y-%m-%d)"
+for r in $(seq "$ROUNDS"); do
+  for i in "${!SCEN[@]}"; do run "$i"; done
+  echo "  round $r done"
+done
+printf '\n%-28s %12s %10s %10s   %s\n' scenario "req/s" "p50 ms" "p99 ms" "(all rounds req/s)"
+declare -A MED
+for s in "${SCEN[@]}"; do
+  MED[$s]=$(median "${RPS[$s]}")
+  printf '%-28s %12.0f %10.2f %10.2f   %s\n' "$s" "${MED[$s]}" "$(median "${P50[$s]}")" "$(median "${P99[$s]}")" "${RPS[$s]}"
+done
+
+ratio() { python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}x')" "$1" "$2"; }
+pub=${MED["gatehouse public path"]}; ngx=${MED["nginx proxy_pass"]}
+echo
+echo "ratios                         vs gatehouse public   vs nginx proxy_pass"
+for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key"; do
+  printf '%-28s %14s %20s\n' "$s" "$(ratio "${MED[$s]}" "$pub")" "$(ratio "${MED[$s]}" "$ngx")"
+done
