@@ -93,11 +93,12 @@ pub fn run(config: Config) -> Result<(), String> {
         sock.so_reuseport = Some(threads > 1);
         match &tls {
             Some(t) => {
-                let settings = TlsSettings::intermediate(
+                let mut settings = TlsSettings::intermediate(
                     &t.cert_path.display().to_string(),
                     &t.key_path.display().to_string(),
                 )
                 .map_err(|e| format!("server.tls: {e}"))?;
+                settings.enable_h2();
                 service.add_tls_with_settings(&listen, Some(sock), settings);
             }
             None => service.add_tcp_with_settings(&listen, sock),

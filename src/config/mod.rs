@@ -9,8 +9,8 @@ mod raw;
 mod source;
 
 pub use model::{
-    CacheSettings, Config, HeaderSettings, PortalSettings, ServerSettings, TlsSettings,
-    UpstreamSettings, UpstreamTarget,
+    CacheSettings, Config, HeaderSettings, IdentityHeader, PortalSettings, ServerSettings,
+    TlsSettings, UpstreamSettings, UpstreamTarget,
 };
 pub use source::ENV_PREFIX;
 

@@ -76,10 +76,20 @@ pub struct PortalSettings {
     pub title: String,
 }
 
+/// One identity header: its name, the spelling sent on the wire, its field.
+#[derive(Debug, Clone)]
+pub struct IdentityHeader {
+    pub name: HeaderName,
+    /// As configured (`Remote-User`), kept as shared bytes so inserting the
+    /// header upstream copies nothing.
+    pub wire_name: bytes::Bytes,
+    pub field: IdentityField,
+}
+
 /// The upstream identity headers, in configured order.
 #[derive(Debug, Clone)]
 pub struct HeaderSettings {
-    pub names: Vec<(HeaderName, IdentityField)>,
+    pub names: Vec<IdentityHeader>,
     pub pass_credentials: bool,
 }
 
@@ -212,11 +222,12 @@ fn server(c: &mut Checker, raw: raw::RawServer) -> Option<ServerSettings> {
     );
     let tls = raw.tls.map(|t| {
         for (key, p) in [("cert_path", &t.cert_path), ("key_path", &t.key_path)] {
-            if !std::path::Path::new(p).is_file() {
-                c.err(
-                    &format!("server.tls.{key}"),
-                    format!("`{p}` is not a readable file"),
-                );
+            // Pingora panics on unreadable PEM at start-up: catch it here instead.
+            let at = format!("server.tls.{key}");
+            match std::fs::read_to_string(p) {
+                Ok(pem) if pem.contains("-----BEGIN ") => {}
+                Ok(_) => c.err(&at, format!("`{p}` is not a PEM file")),
+                Err(e) => c.err(&at, format!("cannot read `{p}`: {e}")),
             }
         }
         TlsSettings {
@@ -623,17 +634,21 @@ fn headers(c: &mut Checker, raw: raw::RawHeaders) -> HeaderSettings {
         ),
         ("method", raw.method, "X-Auth-Method", Method),
     ];
-    let mut names: Vec<(HeaderName, IdentityField)> = Vec::new();
+    let mut names: Vec<IdentityHeader> = Vec::new();
     for (key, value, default, field) in wanted {
         let name = value.unwrap_or_else(|| default.to_owned());
         if name.is_empty() {
             continue;
         }
         match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(h) if names.iter().any(|(n, _)| *n == h) => {
+            Ok(h) if names.iter().any(|n| n.name == h) => {
                 c.err(&format!("headers.{key}"), format!("`{name}` is used twice"));
             }
-            Ok(h) => names.push((h, field)),
+            Ok(h) => names.push(IdentityHeader {
+                name: h,
+                wire_name: bytes::Bytes::from(name),
+                field,
+            }),
             Err(_) => c.err(
                 &format!("headers.{key}"),
                 format!("`{name}` is not a valid header name"),

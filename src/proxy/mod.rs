@@ -90,8 +90,8 @@ impl HeaderSink for UpstreamHeaders<'_> {
     fn remove(&mut self, name: &HeaderName) {
         self.0.remove_header(name);
     }
-    fn set(&mut self, name: HeaderName, value: HeaderValue) {
-        let _ = self.0.insert_header(name, value);
+    fn set(&mut self, _name: &HeaderName, wire_name: &bytes::Bytes, value: HeaderValue) {
+        let _ = self.0.insert_header(wire_name.clone(), value);
     }
     fn headers(&self) -> &HeaderMap {
         &self.0.headers

@@ -28,7 +28,7 @@ pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h
             settings
                 .names
                 .iter()
-                .any(|(n, _)| same_header(k.as_str(), n.as_str()))
+                .any(|h| same_header(k.as_str(), h.name.as_str()))
         })
         .collect()
 }
@@ -37,7 +37,8 @@ pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h
 /// callback-free interface so it works on any header container.
 pub trait HeaderSink {
     fn remove(&mut self, name: &HeaderName);
-    fn set(&mut self, name: HeaderName, value: http::HeaderValue);
+    /// Set `name` (spelled `wire_name` on the wire) to `value`.
+    fn set(&mut self, name: &HeaderName, wire_name: &bytes::Bytes, value: http::HeaderValue);
     fn headers(&self) -> &HeaderMap;
 }
 
@@ -57,8 +58,8 @@ pub fn apply(
         sink.remove(name);
     }
     if let Some(id) = identity {
-        for (name, field) in &settings.names {
-            sink.set(name.clone(), id.header_value(*field).clone());
+        for h in &settings.names {
+            sink.set(&h.name, &h.wire_name, id.header_value(h.field).clone());
         }
     }
     if !settings.pass_credentials {

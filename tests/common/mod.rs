@@ -105,15 +105,19 @@ impl Gatehouse {
             dir,
             pid,
         };
-        g.wait_ready();
+        g.wait_ready(yaml.contains("cert_path"));
         g
     }
 
-    fn wait_ready(&self) {
+    /// Poll the health endpoint (or, for a TLS listener, the port) until it answers.
+    fn wait_ready(&self, tls: bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if !std::path::Path::new(&format!("/proc/{}", self.pid)).exists() {
                 panic!("gatehouse exited during start-up (see its stderr above)");
+            }
+            if tls && TcpStream::connect(self.addr()).is_ok() {
+                return;
             }
             if let Ok(r) = raw_request(
                 self.addr(),
