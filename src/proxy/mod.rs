@@ -224,6 +224,24 @@ impl ProxyHttp for GatehouseProxy {
         Ok(())
     }
 
+    /// One access-log event per request, at debug level (`RUST_LOG=gatehouse=debug`).
+    /// The query string is left out: it may carry tokens.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let req = session.req_header();
+        let identity = ctx.admission.as_ref().and_then(|a| a.identity.as_deref());
+        tracing::debug!(
+            method = %req.method,
+            path = req.uri.path(),
+            status = session.response_written().map_or(0, |r| r.status.as_u16()),
+            user = identity.map(|i| i.subject.as_str()),
+            auth_method = identity.map(|i| i.method.as_str()),
+            "request"
+        );
+    }
+
     /// Failures are logged once, by `fail_to_proxy`, with Gatehouse's fields.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Self::CTX, _error: &Error) -> bool {
         true
