@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::portal::{self, PortalState};
 use crate::redirect::RedirectPolicy;
 use crate::respond::Responder;
+use crate::store::Store;
 use ipnet::IpNet;
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, SocketAddr};
@@ -51,6 +52,7 @@ impl App {
         config: Config,
         metrics: Arc<Metrics>,
         echo_addr: Option<SocketAddr>,
+        store: Option<Store>,
     ) -> Result<Arc<App>, String> {
         let upstream = match (&config.upstream.target, echo_addr) {
             (UpstreamTarget::Echo, Some(addr)) => {
@@ -68,12 +70,14 @@ impl App {
             prefix: config.portal.prefix.clone(),
             redirect: config.redirect.clone(),
             responder: responder.clone(),
+            store: store.clone(),
         }));
         let authn = Authenticator::new(
             Arc::new(config.directory),
             config.cache.ttl,
             config.cache.max_entries,
             metrics.clone(),
+            store,
         );
         Ok(Arc::new(App {
             gate: Gate::new(config.policy, authn, metrics.clone()),

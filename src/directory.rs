@@ -15,8 +15,8 @@ pub enum UserStatus {
     Disabled,
 }
 
-/// A user as configured.
-#[derive(Debug, Clone)]
+/// A user as configured or stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub username: String,
     pub email: Option<String>,

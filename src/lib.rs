@@ -2,7 +2,8 @@
 //!
 //! A request flows through the modules in this order:
 //! [`config`] (compiled once) → [`credentials`] (parse) → [`authn`] (verify
-//! into an [`identity::Identity`], through the cache) → [`policy`] (decide),
+//! into an [`identity::Identity`], through the cache, then the [`directory`]
+//! and the [`store`]) → [`policy`] (decide),
 //! joined up by [`gate`] → [`respond`] (denials) or [`upstream::headers`]
 //! (identity headers for the app). [`proxy`] is the Pingora glue, [`portal`]
 //! the pages and API under the prefix, [`server`] the assembly.
@@ -22,4 +23,5 @@ pub mod proxy;
 pub mod redirect;
 pub mod respond;
 pub mod server;
+pub mod store;
 pub mod upstream;

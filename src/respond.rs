@@ -125,6 +125,19 @@ impl Responder {
     }
 
     fn unauthenticated(&self, why: &Unauthenticated, asker: &Asker<'_>) -> Reply {
+        if let Unauthenticated::Rejected(crate::authn::AuthnError::Unavailable) = why {
+            // Fail closed, but say it is us, not the user.
+            let mut reply = self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "credentials cannot be checked right now; try again shortly",
+                asker.browser,
+            );
+            reply
+                .headers
+                .push((http::header::RETRY_AFTER, HeaderValue::from_static("5")));
+            return reply;
+        }
         if asker.browser {
             let status = if matches!(*asker.method, Method::GET | Method::HEAD) {
                 StatusCode::FOUND

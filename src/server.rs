@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::config::{Config, UpstreamTarget};
 use crate::metrics::Metrics;
 use crate::proxy::GatehouseProxy;
+use crate::store::Store;
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TcpSocketOptions;
@@ -65,7 +66,37 @@ pub fn run(config: Config) -> Result<(), String> {
     let grace = config.server.grace_period.as_secs();
     let tls = config.server.tls.clone();
     let public_url = config.public_url.to_string();
-    let app = App::new(config, metrics.clone(), echo_addr)?;
+
+    // The store lives on a runtime of its own (see `store`).
+    let store_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("gatehouse-store")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the store runtime: {e}"))?;
+    let store = store_runtime
+        .block_on(Store::open(&config.store_url))
+        .map_err(|e| format!("store.url: {e}"))?
+        .on_runtime(store_runtime.handle().clone());
+    let stored = store_runtime
+        .block_on(store.list_users())
+        .map_err(|e| e.to_string())?;
+    let clashes: Vec<&str> = stored
+        .iter()
+        .map(|u| u.record.username.as_str())
+        .filter(|name| config.directory.users.contains_key(*name))
+        .collect();
+    if !clashes.is_empty() {
+        return Err(format!(
+            "users declared in the config also exist in the store: {} (a name lives in one place)",
+            clashes.join(", ")
+        ));
+    }
+    let first_change = store_runtime
+        .block_on(store.last_change_id())
+        .map_err(|e| e.to_string())?;
+    let app = App::new(config, metrics.clone(), echo_addr, Some(store.clone()))?;
+    store_runtime.spawn(follow_changes(store, app.clone(), first_change));
 
     let run_dir = std::env::temp_dir().join(format!("gatehouse-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)
@@ -129,5 +160,38 @@ pub fn run(config: Config) -> Result<(), String> {
         ));
     }
     tracing::info!(%listen, workers = threads, %public_url, "gatehouse listening");
+    let _keep_store_runtime = store_runtime;
     server.run_forever()
+}
+
+/// How often each replica reads the store's change feed.
+const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Apply changes made anywhere (this replica, another one, the CLI) to the
+/// local cache: a disabled user or changed role takes effect within a poll.
+async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
+    let mut tick = tokio::time::interval(CHANGE_POLL);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match store.changes_since(last).await {
+            Ok(changes) => {
+                if failing {
+                    tracing::info!("store change feed is back");
+                    failing = false;
+                }
+                for change in changes {
+                    last = change.id;
+                    if change.kind == "user" {
+                        app.gate.authenticator().invalidate_user(&change.subject);
+                    }
+                }
+            }
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot read the store change feed");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
 }

@@ -9,10 +9,12 @@
 pub mod password;
 
 use crate::credentials::{ApiKeyCredential, BasicCredential, Credential};
+use crate::directory::UserRecord;
 use crate::directory::{Directory, UserStatus, API_KEY_PREFIX};
 use crate::identity::{AuthMethod, Identity, UserKind};
 use crate::metrics::Metrics;
 use crate::policy::PermissionSet;
+use crate::store::Store;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub enum AuthnError {
     Expired,
     #[error("the credential could not be checked")]
     Internal,
+    #[error("the user store is unavailable")]
+    Unavailable,
 }
 
 impl AuthnError {
@@ -48,6 +52,7 @@ impl AuthnError {
             AuthnError::Disabled => "account_disabled",
             AuthnError::Expired => "credential_expired",
             AuthnError::Internal => "internal_error",
+            AuthnError::Unavailable => "store_unavailable",
         }
     }
 }
@@ -66,6 +71,7 @@ pub struct Authenticator {
     cache_key: [u8; 32],
     dummy_hash: Arc<str>,
     metrics: Arc<Metrics>,
+    store: Option<Store>,
 }
 
 impl Authenticator {
@@ -74,6 +80,7 @@ impl Authenticator {
         ttl: Duration,
         max_entries: u64,
         metrics: Arc<Metrics>,
+        store: Option<Store>,
     ) -> Self {
         use rand::RngCore;
         let mut cache_key = [0u8; 32];
@@ -83,10 +90,12 @@ impl Authenticator {
             cache: Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
+                .support_invalidation_closures()
                 .build(),
             cache_key,
             dummy_hash: password::dummy_hash().into(),
             metrics,
+            store,
         }
     }
 
@@ -144,8 +153,39 @@ impl Authenticator {
         }
     }
 
+    /// Forget every cached identity of `username` (disabled, deleted, role
+    /// or password changed — here or on another replica).
+    pub fn invalidate_user(&self, username: &str) {
+        let username = username.to_owned();
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, id| id.subject == username)
+        {
+            tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
+            self.cache.invalidate_all();
+        }
+    }
+
+    /// A configured user, else a stored one.
+    async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, AuthnError> {
+        if let Some(u) = self.directory.user(username) {
+            return Ok(Some(u.clone()));
+        }
+        match &self.store {
+            Some(store) => store
+                .user(username)
+                .await
+                .map(|found| found.map(|s| s.record))
+                .map_err(|e| {
+                    tracing::error!(error = %e, "user lookup failed");
+                    AuthnError::Unavailable
+                }),
+            None => Ok(None),
+        }
+    }
+
     async fn verify_basic(&self, cred: &BasicCredential) -> Result<Arc<Identity>, AuthnError> {
-        let user = self.directory.user(&cred.username).cloned();
+        let user = self.find_user(&cred.username).await?;
         let hash: Arc<str> = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
             Some(h) => h.into(),
             None => self.dummy_hash.clone(),

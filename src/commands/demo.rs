@@ -1,79 +1,98 @@
-//! `gatehouse demo`: Gatehouse in front of the echo app, with a generated
-//! admin login and API key printed on start.
+//! `gatehouse demo`: the embedded default (`config/demo.yaml`: SQLite under
+//! `./data`, the echo app) with an admin created, and its password printed,
+//! on first start, plus an API key generated for this run.
 
+use super::user::random_password;
 use crate::authn::{api_key_hash, generate_api_key, password::hash_password};
 use crate::config::Config;
+use crate::identity::UserKind;
+use crate::store::{NewUser, Store};
 use std::process::ExitCode;
 
-fn random_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..20)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+const DEMO_YAML: &str = include_str!("../../config/demo.yaml");
+
+/// Creates the admin when the store has no enabled user; returns its password.
+async fn first_admin(config: &Config) -> Result<Option<String>, String> {
+    let store = Store::open(&config.store_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    if store
+        .count_enabled_users()
+        .await
+        .map_err(|e| e.to_string())?
+        > 0
+    {
+        return Ok(None);
+    }
+    let password = random_password();
+    let hash = hash_password(&password)?;
+    store
+        .create_user(NewUser {
+            username: "admin".into(),
+            email: Some("admin@example.test".into()),
+            name: Some("Demo Admin".into()),
+            kind: UserKind::User,
+            role: "admin".into(),
+            password_hash: Some(hash),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some(password))
 }
 
 pub fn run(listen: &str) -> ExitCode {
     super::init_logging();
-    let password = random_password();
     let key = generate_api_key();
-    let hash = match hash_password(&password) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("gatehouse: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let port = listen.rsplit(':').next().unwrap_or("8080");
+    let url = format!("http://127.0.0.1:{port}");
     let yaml = format!(
-        r#"
-server:
-  listen: "{listen}"
-public_url: "http://127.0.0.1:{port}"
-upstream:
-  url: "echo:"
-portal:
-  title: "Gatehouse demo"
-roles:
-  viewer: ["echo:read"]
-rules:
-  - path: /public/**
-    policy: public
-  - path: /admin/**
-    permission: "admin:access"
-users:
-  - username: admin
-    password_hash: "{hash}"
-    email: admin@example.test
-    name: Demo Admin
-    role: admin
-api_keys:
-  - name: demo-key
-    hash: "{key_hash}"
-    user: admin
-    permissions: ["echo:read"]
-"#,
-        key_hash = api_key_hash(&key),
+        "{DEMO_YAML}api_keys:\n  - name: demo-key\n    hash: \"{}\"\n    permissions: [\"echo:read\"]\n",
+        api_key_hash(&key)
     );
-    let config = match Config::from_yaml(&yaml, std::iter::empty()) {
+    let env = [
+        ("GATEHOUSE__SERVER__LISTEN".to_owned(), listen.to_owned()),
+        ("GATEHOUSE__PUBLIC_URL".to_owned(), url.clone()),
+    ];
+    let config = match Config::from_yaml(&yaml, env) {
         Ok(c) => c,
         Err(errors) => {
             eprint!("{errors}");
             return ExitCode::from(1);
         }
     };
-    let url = format!("http://127.0.0.1:{port}");
-    println!("Gatehouse demo: proxying {url}/ to the built-in echo app");
+    let created = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(first_admin(&config)));
+    let password = match created {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "Gatehouse demo: proxying {url}/ to the built-in echo app (users in ./data/gatehouse.db)"
+    );
     println!();
-    println!("  admin login:  admin / {password}");
-    println!("  API key:      {key}   (permission echo:read; /admin/** needs admin:access)");
+    let shown = match &password {
+        Some(p) => {
+            println!("  admin login:  admin / {p}   (created now; shown only once)");
+            p.as_str()
+        }
+        None => {
+            println!("  admin login:  admin / the password printed at the first start");
+            println!("                (new one: echo -n NEW | gatehouse user set-password admin -c config/demo.yaml)");
+            "PASSWORD"
+        }
+    };
+    println!("  API key:      {key}   (this run only; permission echo:read)");
     println!();
-    println!("  curl -i {url}/hello                       # 401: who are you?");
-    println!("  curl -u 'admin:{password}' {url}/hello    # 200: the app sees Remote-User: admin");
+    println!("  curl -i {url}/hello                        # 401: who are you?");
+    println!("  curl -u 'admin:{shown}' {url}/hello     # 200: the app sees Remote-User: admin");
     println!("  curl -H 'X-API-Key: {key}' {url}/admin/x  # 403: the key lacks admin:access");
-    println!("  curl {url}/public/anything                # public path");
+    println!("  curl {url}/public/anything                 # public path");
     println!();
-    println!("(nothing is stored: the login changes at every start)");
     super::serve(config)
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod explain;
+mod user;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -37,6 +38,14 @@ pub enum Command {
     },
     /// Read a password from stdin, print its argon2id PHC hash.
     HashPassword,
+    /// Administer stored users.
+    User {
+        /// The config file naming the store (required; may follow the action).
+        #[arg(short, long, env = "GATEHOUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: user::UserAction,
+    },
     /// API keys for the configuration file.
     Apikey {
         #[command(subcommand)]
@@ -117,6 +126,16 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::HashPassword => hash_password(),
+        Command::User { config, action } => {
+            let Some(config) = config else {
+                eprintln!("gatehouse: name the config file with -c FILE (or GATEHOUSE_CONFIG)");
+                return ExitCode::from(2);
+            };
+            match load(&config) {
+                Ok(c) => user::run(&c, action),
+                Err(code) => code,
+            }
+        }
         Command::Apikey {
             action: ApikeyAction::Generate,
         } => {
@@ -159,5 +178,14 @@ fn hash_password() -> ExitCode {
             eprintln!("gatehouse: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -24,6 +24,8 @@ pub struct Config {
     pub server: ServerSettings,
     pub public_url: Url,
     pub upstream: UpstreamSettings,
+    /// `sqlite://…` or `postgres://…`.
+    pub store_url: String,
     pub portal: PortalSettings,
     pub policy: Policy,
     pub directory: Directory,
@@ -152,6 +154,19 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         server.as_ref().map(|s| s.listen),
     );
     let upstream = upstream(&mut c, raw.upstream);
+    let store_url = raw
+        .store
+        .url
+        .unwrap_or_else(|| "sqlite://data/gatehouse.db".to_owned());
+    if !["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| store_url.starts_with(p))
+    {
+        c.err(
+            "store.url",
+            format!("`{store_url}` must start with `sqlite://` or `postgres://`"),
+        );
+    }
     let portal = portal(&mut c, raw.portal);
     let roles = roles(&mut c, raw.roles);
     let policy = rules(&mut c, raw.rules);
@@ -174,6 +189,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         server: server?,
         public_url: public_url?,
         upstream: upstream?,
+        store_url,
         portal,
         policy: policy?,
         directory: Directory {

@@ -19,6 +19,9 @@ pub struct RawConfig {
     /// Where inline mode sends allowed requests.
     #[serde(default)]
     pub upstream: RawUpstream,
+    /// Where users (and sessions) are stored.
+    #[serde(default)]
+    pub store: RawStore,
     /// The portal prefix and title.
     #[serde(default)]
     pub portal: RawPortal,
@@ -86,6 +89,14 @@ pub struct RawUpstream {
     /// Idle read timeout on the upstream connection (default: none, so long polls
     /// and WebSockets live as long as they need).
     pub read_timeout: Option<String>,
+}
+
+/// `store:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sqlite://PATH` (default `sqlite://data/gatehouse.db`) or `postgres://…`.
+    pub url: Option<String>,
 }
 
 /// `portal:`

@@ -20,6 +20,8 @@ pub struct PortalState {
     pub prefix: String,
     pub redirect: RedirectPolicy,
     pub responder: Responder,
+    /// Checked by `readyz`.
+    pub store: Option<crate::store::Store>,
 }
 
 /// The portal's routes, nested under the prefix.

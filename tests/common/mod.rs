@@ -66,11 +66,19 @@ impl Gatehouse {
             .replace("{port}", &port.to_string())
             .replace("{metrics_port}", &metrics_port.to_string());
         let path: PathBuf = dir.path().join("gatehouse.yaml");
-        std::fs::write(&path, text).unwrap();
-        let env: Vec<(String, String)> = env
+        std::fs::write(&path, &text).unwrap();
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.replace("{port}", &port.to_string())))
             .collect();
+        // Each instance gets its own SQLite file unless the test names a store.
+        if !text.contains("store:") && !env.iter().any(|(k, _)| k == "GATEHOUSE__STORE__URL") {
+            let db = dir.path().join("gatehouse.db");
+            env.push((
+                "GATEHOUSE__STORE__URL".into(),
+                format!("sqlite://{}", db.display()),
+            ));
+        }
         let (tx, rx) = mpsc::channel();
         // Spawned from a thread that lives as long as the test binary, so the
         // parent-death signal fires when the binary exits, not when one test ends.
@@ -203,4 +211,57 @@ pub fn read_response(s: &mut TcpStream) -> String {
 /// Parse the echo app's JSON body.
 pub fn echo_json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not echo JSON ({e}): {body}"))
+}
+
+/// A fresh, empty PostgreSQL database for this test, when
+/// `GATEHOUSE_TEST_POSTGRES` names a server (an admin URL such as
+/// `postgres://postgres@127.0.0.1:5432/postgres`). `None` means: skip.
+pub fn postgres_database(test: &str) -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("GATEHOUSE_TEST_POSTGRES").ok()?;
+    let name = format!("gh_{}_{}_{}", test, std::process::id(), free_port());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("GATEHOUSE_TEST_POSTGRES={admin} is set but unreachable: {e}")
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
+}
+
+/// Run a `gatehouse` subcommand; returns (exit code, stdout, stderr).
+pub fn gatehouse_cmd(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("GATEHOUSE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -1,0 +1,434 @@
+//! The store: users (and, next, sessions) in SQLite or PostgreSQL.
+//!
+//! One implementation over sqlx's `Any` driver serves both backends; only the
+//! migrations differ (`migrations/sqlite`, `migrations/postgres`), and one
+//! conformance suite (`tests/store.rs`) runs against both. Every mutation also
+//! appends to a `changes` table that each replica polls, so caches everywhere
+//! drop a disabled user or a changed role within a second, with no sticky
+//! load balancer and no missed notifications after a reconnect.
+//!
+//! Queries run on a runtime of the store's own when one is given (the server
+//! does this), so Pingora's per-worker runtimes never own database sockets.
+
+use crate::directory::{UserRecord, UserStatus};
+use crate::identity::UserKind;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Which database is behind the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("`{0}` already exists")]
+    Conflict(String),
+    #[error("no such user `{0}`")]
+    NotFound(String),
+    #[error("unsupported store URL `{0}` (use sqlite://PATH or postgres://…)")]
+    BadUrl(String),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUser {
+    pub id: i64,
+    pub record: UserRecord,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+/// What `create_user` needs.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub kind: UserKind,
+    pub role: String,
+    pub password_hash: Option<String>,
+}
+
+/// One change other replicas must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub id: i64,
+    /// `user` (the subject is a username).
+    pub kind: String,
+    pub subject: String,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn kind_str(k: UserKind) -> &'static str {
+    k.as_str()
+}
+
+fn status_str(s: UserStatus) -> &'static str {
+    match s {
+        UserStatus::Enabled => "enabled",
+        UserStatus::Disabled => "disabled",
+    }
+}
+
+fn user_from_row(row: &AnyRow) -> Result<StoredUser, sqlx::Error> {
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "api" => UserKind::Api,
+        _ => UserKind::User,
+    };
+    let status = match row.try_get::<String, _>("status")?.as_str() {
+        "enabled" => UserStatus::Enabled,
+        _ => UserStatus::Disabled,
+    };
+    Ok(StoredUser {
+        id: row.try_get("id")?,
+        record: UserRecord {
+            username: row.try_get("username")?,
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            kind,
+            status,
+            role: row.try_get("role")?,
+            password_hash: row.try_get("password_hash")?,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_login_at: row.try_get("last_login_at")?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, username, email, name, kind, status, role, password_hash, created_at, updated_at, last_login_at";
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation() || db.message().contains("UNIQUE constraint failed")
+        }
+        _ => false,
+    }
+}
+
+impl Store {
+    /// Open (creating a SQLite file and its folder when needed) and migrate.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::BadUrl(url.to_owned()));
+        };
+        let url = match backend {
+            Backend::Sqlite => sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(unavailable)?;
+        let migrated = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
+        };
+        migrated.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(Store {
+            pool,
+            backend,
+            runtime: None,
+        })
+    }
+
+    /// Run every query on `runtime` from now on.
+    pub fn on_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = op(self.pool.clone());
+        match &self.runtime {
+            Some(rt) => rt
+                .spawn(fut)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            None => fut.await,
+        }
+    }
+
+    /// Is the database answering?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|pool| async move {
+            sqlx::query("SELECT 1")
+                .execute(&pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn create_user(&self, user: NewUser) -> Result<StoredUser, StoreError> {
+        self.run(|pool| async move {
+            let t = now();
+            let sql = format!(
+                "INSERT INTO users (username, email, name, kind, status, role, password_hash, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'enabled', $5, $6, $7, $7) RETURNING {USER_COLUMNS}"
+            );
+            let row = sqlx::query(&sql)
+                .bind(user.username.clone())
+                .bind(user.email.clone())
+                .bind(user.name.clone())
+                .bind(kind_str(user.kind))
+                .bind(user.role.clone())
+                .bind(user.password_hash.clone())
+                .bind(t)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict(user.username.clone())
+                    } else {
+                        unavailable(e)
+                    }
+                })?;
+            user_from_row(&row).map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn user(&self, username: &str) -> Result<Option<StoredUser>, StoreError> {
+        let username = username.to_owned();
+        self.run(|pool| async move {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+            let row = sqlx::query(&sql)
+                .bind(username)
+                .fetch_optional(&pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref()
+                .map(user_from_row)
+                .transpose()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<StoredUser>, StoreError> {
+        self.run(|pool| async move {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+            let rows = sqlx::query(&sql)
+                .fetch_all(&pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(user_from_row)
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// How many enabled users exist (the first one becomes admin).
+    pub async fn count_enabled_users(&self) -> Result<i64, StoreError> {
+        self.scalar("SELECT COUNT(*) AS n FROM users WHERE status = 'enabled'")
+            .await
+    }
+
+    /// A query answering one integer in a column named `n`.
+    async fn scalar(&self, sql: &'static str) -> Result<i64, StoreError> {
+        self.run(|pool| async move {
+            let row = sqlx::query(sql)
+                .fetch_one(&pool)
+                .await
+                .map_err(unavailable)?;
+            row.try_get::<i64, _>("n").map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Set one column of a user (`Some(value)`) or delete the user (`None`),
+    /// recording the change for other replicas in the same transaction.
+    async fn mutate_user(
+        &self,
+        username: &str,
+        set: Option<(&'static str, String)>,
+    ) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let done = match set {
+                Some((column, value)) => {
+                    let sql = format!(
+                        "UPDATE users SET {column} = $1, updated_at = $2 WHERE username = $3"
+                    );
+                    sqlx::query(&sql)
+                        .bind(value)
+                        .bind(now())
+                        .bind(username.clone())
+                        .execute(&mut *tx)
+                        .await
+                }
+                None => {
+                    sqlx::query("DELETE FROM users WHERE username = $1")
+                        .bind(username.clone())
+                        .execute(&mut *tx)
+                        .await
+                }
+            }
+            .map_err(unavailable)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(username));
+            }
+            record_change(&mut tx, "user", &username).await?;
+            tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn set_role(&self, username: &str, role: &str) -> Result<(), StoreError> {
+        self.mutate_user(username, Some(("role", role.to_owned())))
+            .await
+    }
+
+    pub async fn set_status(&self, username: &str, status: UserStatus) -> Result<(), StoreError> {
+        self.mutate_user(username, Some(("status", status_str(status).to_owned())))
+            .await
+    }
+
+    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
+        self.mutate_user(username, Some(("password_hash", hash.to_owned())))
+            .await
+    }
+
+    pub async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
+        self.mutate_user(username, None).await
+    }
+
+    /// The newest change id (where a replica starts following).
+    pub async fn last_change_id(&self) -> Result<i64, StoreError> {
+        self.scalar("SELECT COALESCE(MAX(id), 0) AS n FROM changes")
+            .await
+    }
+
+    /// Changes after `after`, oldest first.
+    pub async fn changes_since(&self, after: i64) -> Result<Vec<Change>, StoreError> {
+        self.run(|pool| async move {
+            let rows = sqlx::query(
+                "SELECT id, kind, subject FROM changes WHERE id > $1 ORDER BY id LIMIT 1000",
+            )
+            .bind(after)
+            .fetch_all(&pool)
+            .await
+            .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Change {
+                        id: r.try_get("id")?,
+                        kind: r.try_get("kind")?,
+                        subject: r.try_get("subject")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+async fn record_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: &str,
+    subject: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO changes (kind, subject, at) VALUES ($1, $2, $3)")
+        .bind(kind.to_owned())
+        .bind(subject.to_owned())
+        .bind(now())
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// `sqlite://data/gatehouse.db` → a URL sqlx opens read-write-create, with
+/// the folder made first.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::BadUrl(url.to_owned()))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(StoreError::BadUrl(url.to_owned()));
+    }
+    if path != ":memory:" {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+    }
+    let query = if query.contains("mode=") {
+        query.to_owned()
+    } else if query.is_empty() {
+        "mode=rwc".to_owned()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok(format!("sqlite://{path}?{query}"))
+}

@@ -1,0 +1,233 @@
+//! Stored users from the outside: the `gatehouse user` CLI against a running
+//! server's store, with changes reaching the server's cache within a poll —
+//! on SQLite, and on PostgreSQL across two replicas.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn config(dir: &tempfile::TempDir, store_url: &str, extra: &str) -> String {
+    let yaml = format!(
+        "server:\n  listen: \"127.0.0.1:{{port}}\"\nupstream:\n  url: \"echo:\"\nstore:\n  url: \"{store_url}\"\nroles:\n  editor: [\"posts:*\"]\nrules:\n  - path: /posts/**\n    permission: \"posts:write\"\n{extra}"
+    );
+    let path = dir.path().join("cli.yaml");
+    std::fs::write(&path, yaml.replace("{port}", "1")).unwrap();
+    let _ = path;
+    yaml
+}
+
+fn status(g: &Gatehouse, path: &str, user: &str, pw: &str) -> u16 {
+    client()
+        .get(g.url(path))
+        .basic_auth(user, Some(pw))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Poll until `check` holds; the bound is a liveness limit, not a timing assertion.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if check() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} never happened");
+}
+
+fn cli_config(dir: &tempfile::TempDir) -> String {
+    dir.path().join("cli.yaml").display().to_string()
+}
+
+#[test]
+fn cli_changes_reach_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    let yaml = config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+
+    // The first user, without --role, becomes admin; later ones are plain users.
+    let (code, out, err) = gatehouse_cmd(&["user", "add", "root", "-c", &cfg], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("role admin") && out.contains("password: "),
+        "{out}"
+    );
+    let (code, out, _) = gatehouse_cmd(
+        &[
+            "user",
+            "add",
+            "eve",
+            "--email",
+            "eve@example.test",
+            "--password-stdin",
+            "-c",
+            &cfg,
+        ],
+        Some("eve-pw"),
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("role user") && !out.contains("password:"),
+        "{out}"
+    );
+    let (code, _, err) = gatehouse_cmd(&["user", "add", "eve", "-c", &cfg], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = gatehouse_cmd(&["user", "add", "x", "--role", "ghost", "-c", &cfg], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("role `ghost`"), "{err}");
+
+    let g = Gatehouse::start(&yaml);
+    assert_eq!(status(&g, "/x", "eve", "eve-pw"), 200);
+    let echo = echo_json(
+        &client()
+            .get(g.url("/x"))
+            .basic_auth("eve", Some("eve-pw"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    assert_eq!(echo["headers"]["remote-email"], "eve@example.test");
+    assert_eq!(status(&g, "/posts/1", "eve", "eve-pw"), 403);
+
+    // A role change in another process reaches the cached identity.
+    let (code, _, _) = gatehouse_cmd(&["user", "set-role", "eve", "editor", "-c", &cfg], None);
+    assert_eq!(code, 0);
+    eventually("role change applied", || {
+        status(&g, "/posts/1", "eve", "eve-pw") == 200
+    });
+
+    // Disabling takes effect although the credential is cached.
+    let (code, _, _) = gatehouse_cmd(&["user", "disable", "eve", "-c", &cfg], None);
+    assert_eq!(code, 0);
+    let took = eventually("disable applied", || {
+        status(&g, "/x", "eve", "eve-pw") == 401
+    });
+    println!("disable reached the server after {took:?}");
+    gatehouse_cmd(&["user", "enable", "eve", "-c", &cfg], None);
+    eventually("enable applied", || {
+        status(&g, "/x", "eve", "eve-pw") == 200
+    });
+
+    let (code, _, _) = gatehouse_cmd(&["user", "set-password", "eve", "-c", &cfg], Some("new-pw"));
+    assert_eq!(code, 0);
+    eventually("old password refused", || {
+        status(&g, "/x", "eve", "eve-pw") == 401
+    });
+    assert_eq!(status(&g, "/x", "eve", "new-pw"), 200);
+
+    let (_, out, _) = gatehouse_cmd(&["user", "list", "-c", &cfg], None);
+    assert!(
+        out.contains("root")
+            && out.contains("admin")
+            && out.contains("eve")
+            && out.contains("editor"),
+        "{out}"
+    );
+    let (code, _, _) = gatehouse_cmd(&["user", "delete", "eve", "-c", &cfg], None);
+    assert_eq!(code, 0);
+    eventually("delete applied", || {
+        status(&g, "/x", "eve", "new-pw") == 401
+    });
+    let (code, _, err) = gatehouse_cmd(&["user", "delete", "eve", "-c", &cfg], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such user"), "{err}");
+}
+
+#[test]
+fn a_name_lives_in_config_or_store_not_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    let hash = hash_password("pw");
+    let yaml = config(
+        &dir,
+        &url,
+        &format!("users:\n  - username: gitops\n    password_hash: \"{hash}\"\n"),
+    );
+    let cfg = cli_config(&dir);
+    let (code, _, err) = gatehouse_cmd(&["user", "add", "gitops", "-c", &cfg], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("declared in the config file"), "{err}");
+    let (code, _, err) = gatehouse_cmd(&["user", "disable", "gitops", "-c", &cfg], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("read-only"), "{err}");
+
+    // A clash made behind the CLI's back stops the server at start.
+    let plain = config(&dir, &url, "");
+    std::fs::write(dir.path().join("plain.yaml"), plain.replace("{port}", "1")).unwrap();
+    let plain_cfg = dir.path().join("plain.yaml").display().to_string();
+    assert_eq!(
+        gatehouse_cmd(&["user", "add", "gitops", "-c", &plain_cfg], None).0,
+        0
+    );
+    let path = dir.path().join("clash.yaml");
+    std::fs::write(&path, yaml.replace("{port}", &free_port().to_string())).unwrap();
+    let (code, _, err) = gatehouse_cmd(&["serve", "-c", &path.display().to_string()], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("also exist in the store: gitops"), "{err}");
+}
+
+#[test]
+fn sqlite_users_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    let yaml = config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    gatehouse_cmd(
+        &["user", "add", "kim", "--password-stdin", "-c", &cfg],
+        Some("kim-pw"),
+    );
+    let g = Gatehouse::start(&yaml);
+    assert_eq!(status(&g, "/x", "kim", "kim-pw"), 200);
+    g.stop();
+    let g2 = Gatehouse::start(&yaml);
+    assert_eq!(status(&g2, "/x", "kim", "kim-pw"), 200);
+    assert_eq!(
+        client()
+            .get(g2.url("/_auth/readyz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn two_replicas_on_postgres_agree_within_a_poll() {
+    let Some(url) = postgres_database("replicas") else {
+        println!("SKIP two_replicas_on_postgres_agree_within_a_poll: set GATEHOUSE_TEST_POSTGRES");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    assert_eq!(
+        gatehouse_cmd(
+            &["user", "add", "pat", "--password-stdin", "-c", &cfg],
+            Some("pat-pw")
+        )
+        .0,
+        0
+    );
+    let a = Gatehouse::start(&yaml);
+    let b = Gatehouse::start(&yaml);
+    assert_eq!(status(&a, "/x", "pat", "pat-pw"), 200);
+    assert_eq!(status(&b, "/x", "pat", "pat-pw"), 200);
+    assert_eq!(
+        gatehouse_cmd(&["user", "disable", "pat", "-c", &cfg], None).0,
+        0
+    );
+    let ta = eventually("replica a refuses", || {
+        status(&a, "/x", "pat", "pat-pw") == 401
+    });
+    let tb = eventually("replica b refuses", || {
+        status(&b, "/x", "pat", "pat-pw") == 401
+    });
+    println!("disable reached replica a after {ta:?}, b after {tb:?}");
+}
