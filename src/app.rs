@@ -1,5 +1,8 @@
 //! `App`: everything a running Gatehouse shares across workers, compiled
-//! once from a validated [`Config`].
+//! from a validated [`Config`]. The parts a reload replaces (policy, users,
+//! keys, roles, header names, cache) sit in [`Live`] behind an `ArcSwap`:
+//! a request takes one snapshot and keeps it to the end, so a reload never
+//! splits a request between two configurations and drops no connection.
 
 use crate::authn::Authenticator;
 use crate::config::{Config, HeaderSettings, UpstreamSettings, UpstreamTarget};
@@ -9,10 +12,25 @@ use crate::portal::{self, PortalState};
 use crate::redirect::RedirectPolicy;
 use crate::respond::Responder;
 use crate::store::Store;
+use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+fn compile_live(config: &Config, metrics: Arc<Metrics>, store: Option<Store>) -> Live {
+    let authn = Authenticator::new(
+        Arc::new(config.directory.clone()),
+        config.cache.ttl,
+        config.cache.max_entries,
+        metrics.clone(),
+        store,
+    );
+    Live {
+        gate: Gate::new(config.policy.clone(), authn, metrics),
+        headers: config.headers.clone(),
+    }
+}
 
 /// Where and how to reach the upstream, resolved once at start.
 #[derive(Debug, Clone)]
@@ -30,13 +48,19 @@ impl UpstreamPeer {
     }
 }
 
-/// Shared, read-only state of a running Gatehouse.
-pub struct App {
+/// The reloadable part of the configuration, compiled.
+pub struct Live {
     pub gate: Gate,
+    pub headers: HeaderSettings,
+}
+
+/// Shared state of a running Gatehouse.
+pub struct App {
+    live: ArcSwap<Live>,
+    store: Option<Store>,
     pub responder: Responder,
     pub metrics: Arc<Metrics>,
     pub portal: axum::Router,
-    pub headers: HeaderSettings,
     pub redirect: RedirectPolicy,
     /// `/_auth`
     pub prefix: String,
@@ -72,19 +96,13 @@ impl App {
             responder: responder.clone(),
             store: store.clone(),
         }));
-        let authn = Authenticator::new(
-            Arc::new(config.directory),
-            config.cache.ttl,
-            config.cache.max_entries,
-            metrics.clone(),
-            store,
-        );
+        let live = compile_live(&config, metrics.clone(), store.clone());
         Ok(Arc::new(App {
-            gate: Gate::new(config.policy, authn, metrics.clone()),
+            live: ArcSwap::from_pointee(live),
+            store,
             responder,
             metrics,
             portal,
-            headers: config.headers,
             redirect: config.redirect,
             prefix: config.portal.prefix,
             upstream,
@@ -95,6 +113,18 @@ impl App {
                 "http"
             },
         }))
+    }
+
+    /// The current reloadable state; hold it for the whole request.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Swap in the reloadable parts of `config`. Identities cached under the
+    /// old configuration are dropped with it (a fresh cache comes along).
+    pub fn reload(&self, config: &Config) {
+        let live = compile_live(config, self.metrics.clone(), self.store.clone());
+        self.live.store(Arc::new(live));
     }
 
     /// Is `path` answered by the portal?

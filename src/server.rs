@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::config::{Config, UpstreamTarget};
 use crate::metrics::Metrics;
 use crate::proxy::GatehouseProxy;
-use crate::store::Store;
+use crate::store::{Store, StoredUser};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TcpSocketOptions;
@@ -17,7 +17,9 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tokio::signal::unix::Signal;
 
 /// Serves an axum app on a listener bound before the server starts.
 struct AxumTask {
@@ -45,9 +47,28 @@ fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} for {what}: {e}"))
 }
 
+/// Users may live in the config file or in the store, not both.
+fn check_clashes(stored: &[StoredUser], config: &Config) -> Result<(), String> {
+    let clashes: Vec<&str> = stored
+        .iter()
+        .map(|u| u.record.username.as_str())
+        .filter(|name| config.directory.users.contains_key(*name))
+        .collect();
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "users declared in the config also exist in the store: {} (a name lives in one place)",
+            clashes.join(", ")
+        ))
+    }
+}
+
 /// Start Gatehouse and serve until a signal stops it. Returns only on a
-/// start-up error; a clean shutdown exits the process.
-pub fn run(config: Config) -> Result<(), String> {
+/// start-up error; a clean shutdown exits the process. With `config_path`,
+/// SIGHUP or a change of the file reloads roles, rules, users, API keys,
+/// header names and cache settings.
+pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
     let echo = match config.upstream.target {
         UpstreamTarget::Echo => Some(bind("127.0.0.1:0", "the echo upstream")?),
@@ -81,22 +102,21 @@ pub fn run(config: Config) -> Result<(), String> {
     let stored = store_runtime
         .block_on(store.list_users())
         .map_err(|e| e.to_string())?;
-    let clashes: Vec<&str> = stored
-        .iter()
-        .map(|u| u.record.username.as_str())
-        .filter(|name| config.directory.users.contains_key(*name))
-        .collect();
-    if !clashes.is_empty() {
-        return Err(format!(
-            "users declared in the config also exist in the store: {} (a name lives in one place)",
-            clashes.join(", ")
-        ));
-    }
+    check_clashes(&stored, &config)?;
     let first_change = store_runtime
         .block_on(store.last_change_id())
         .map_err(|e| e.to_string())?;
     let app = App::new(config, metrics.clone(), echo_addr, Some(store.clone()))?;
-    store_runtime.spawn(follow_changes(store, app.clone(), first_change));
+    store_runtime.spawn(follow_changes(store.clone(), app.clone(), first_change));
+    if let Some(path) = config_path {
+        // Registered now, so a SIGHUP right after start cannot kill the process.
+        let hangup = {
+            let _in_runtime = store_runtime.enter();
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| format!("cannot watch SIGHUP: {e}"))?
+        };
+        store_runtime.spawn(watch_config(path, hangup, app.clone(), store));
+    }
 
     let run_dir = std::env::temp_dir().join(format!("gatehouse-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)
@@ -164,6 +184,52 @@ pub fn run(config: Config) -> Result<(), String> {
     server.run_forever()
 }
 
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reload on SIGHUP, and when the file's modification time changes.
+async fn watch_config(path: PathBuf, mut hangup: Signal, app: Arc<App>, store: Store) {
+    let mut seen = modified(&path);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        let why = tokio::select! {
+            _ = hangup.recv() => "SIGHUP",
+            _ = tick.tick() => {
+                let now = modified(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "file changed"
+            }
+        };
+        reload(&path, &app, &store, why).await;
+    }
+}
+
+/// Load, validate and swap in a new configuration; keep the old one on any error.
+async fn reload(path: &Path, app: &App, store: &Store, why: &str) {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            let errors: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            tracing::error!(trigger = why, errors = ?errors, "reload refused: the new configuration is invalid; keeping the running one");
+            return;
+        }
+    };
+    let clash = match store.list_users().await {
+        Ok(stored) => check_clashes(&stored, &config),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = clash {
+        tracing::error!(trigger = why, error = %e, "reload refused; keeping the running configuration");
+        return;
+    }
+    app.reload(&config);
+    tracing::info!(trigger = why, "configuration reloaded (roles, rules, users, api_keys, headers, cache; other sections apply at restart)");
+}
+
 /// How often each replica reads the store's change feed.
 const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -183,7 +249,10 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
                 for change in changes {
                     last = change.id;
                     if change.kind == "user" {
-                        app.gate.authenticator().invalidate_user(&change.subject);
+                        app.live()
+                            .gate
+                            .authenticator()
+                            .invalidate_user(&change.subject);
                     }
                 }
             }

@@ -94,5 +94,5 @@ pub fn run(listen: &str) -> ExitCode {
     println!("  curl -H 'X-API-Key: {key}' {url}/admin/x  # 403: the key lacks admin:access");
     println!("  curl {url}/public/anything                 # public path");
     println!();
-    super::serve(config)
+    super::serve(config, None)
 }

@@ -97,8 +97,8 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn serve(config: Config) -> ExitCode {
-    match crate::server::run(config) {
+fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
+    match crate::server::run(config, path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gatehouse: {e}");
@@ -114,7 +114,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve { config } => {
             init_logging();
             match load(&config) {
-                Ok(c) => serve(c),
+                Ok(c) => serve(c, Some(config)),
                 Err(code) => code,
             }
         }

@@ -41,7 +41,7 @@ impl fmt::Display for Access {
 }
 
 /// One compiled rule.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AccessRule {
     /// Position in `rules`, `None` for the default.
     pub index: Option<usize>,
@@ -158,7 +158,7 @@ pub struct Target<'a> {
 }
 
 /// Compiled rules plus the default.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     rules: Vec<AccessRule>,
     default: AccessRule,

@@ -6,7 +6,7 @@
 
 mod portal_bridge;
 
-use crate::app::App;
+use crate::app::{App, Live};
 use crate::gate::{Admission, RequestView};
 use crate::respond::{wants_html, Asker, Reply};
 use crate::upstream::headers::{self, HeaderSink};
@@ -33,6 +33,8 @@ impl GatehouseProxy {
 /// Per-request state.
 #[derive(Default)]
 pub struct RequestCtx {
+    /// The configuration snapshot this request is decided and rewritten with.
+    live: Option<Arc<Live>>,
     admission: Option<Admission>,
 }
 
@@ -144,9 +146,11 @@ impl ProxyHttp for GatehouseProxy {
             path: req.uri.path(),
             headers: &req.headers,
         };
-        let denial = match app.gate.check(&view).await {
+        let live = app.live();
+        let denial = match live.gate.check(&view).await {
             Ok(admission) => {
                 ctx.admission = Some(admission);
+                ctx.live = Some(live);
                 return Ok(false);
             }
             Err(denial) => denial,
@@ -186,9 +190,13 @@ impl ProxyHttp for GatehouseProxy {
             Some(a) => (a.identity.as_deref(), a.consumed),
             None => (None, None),
         };
+        let live = match &ctx.live {
+            Some(live) => live.clone(),
+            None => app.live(),
+        };
         headers::apply(
             &mut UpstreamHeaders(upstream_request),
-            &app.headers,
+            &live.headers,
             identity,
             consumed,
         );

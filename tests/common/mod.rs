@@ -154,6 +154,23 @@ impl Gatehouse {
             .unwrap_or_default()
     }
 
+    /// The config file this instance was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gatehouse.yaml")
+    }
+
+    /// Send a signal (e.g. `libc::SIGHUP`) to the process.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid as i32, sig);
+        }
+    }
+
+    /// Is the process still running?
+    pub fn alive(&self) -> bool {
+        std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+
     pub fn stop(&self) {
         unsafe {
             libc::kill(self.pid as i32, libc::SIGKILL);
