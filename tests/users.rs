@@ -11,9 +11,8 @@ fn config(dir: &tempfile::TempDir, store_url: &str, extra: &str) -> String {
     let yaml = format!(
         "server:\n  listen: \"127.0.0.1:{{port}}\"\nupstream:\n  url: \"echo:\"\nstore:\n  url: \"{store_url}\"\nroles:\n  editor: [\"posts:*\"]\nrules:\n  - path: /posts/**\n    permission: \"posts:write\"\n{extra}"
     );
-    let path = dir.path().join("cli.yaml");
-    std::fs::write(&path, yaml.replace("{port}", "1")).unwrap();
-    let _ = path;
+    // The CLI reads the same file (it never listens, so any port will do).
+    std::fs::write(dir.path().join("cli.yaml"), yaml.replace("{port}", "1")).unwrap();
     yaml
 }
 
@@ -230,4 +229,96 @@ fn two_replicas_on_postgres_agree_within_a_poll() {
         status(&b, "/x", "pat", "pat-pw") == 401
     });
     println!("disable reached replica a after {ta:?}, b after {tb:?}");
+}
+
+#[test]
+fn an_unreachable_store_fails_closed_with_503() {
+    let Some(url) = postgres_database("failclosed") else {
+        println!("SKIP an_unreachable_store_fails_closed_with_503: set GATEHOUSE_TEST_POSTGRES");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    assert_eq!(
+        gatehouse_cmd(
+            &["user", "add", "lee", "--password-stdin", "-c", &cfg],
+            Some("lee-pw")
+        )
+        .0,
+        0
+    );
+    let g = Gatehouse::start(&yaml);
+    assert_eq!(
+        client()
+            .get(g.url("/_auth/readyz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Cut the database off: no new connections, existing ones terminated.
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let admin = std::env::var("GATEHOUSE_TEST_POSTGRES").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+
+    // Idle pooled connections die asynchronously: wait until the store is really gone.
+    eventually("readyz reports the store down", || {
+        client()
+            .get(g.url("/_auth/readyz"))
+            .send()
+            .unwrap()
+            .status()
+            == 503
+    });
+    let r = client()
+        .get(g.url("/x"))
+        .basic_auth("lee", Some("lee-pw"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 503, "an unverifiable credential must not pass");
+    assert!(r.headers().contains_key("retry-after"));
+    let body: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!(body["error"], "store_unavailable");
+    assert_eq!(
+        client().get(g.url("/x")).send().unwrap().status(),
+        401,
+        "no credential is still just 401"
+    );
+
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    eventually("store back", || status(&g, "/x", "lee", "lee-pw") == 200);
+    assert_eq!(
+        client()
+            .get(g.url("/_auth/readyz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }

@@ -45,11 +45,21 @@ async fn healthz() -> impl IntoResponse {
     )
 }
 
-async fn readyz() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({"status": "ready"})),
-    )
+/// Ready while the store answers.
+async fn readyz(State(s): State<Arc<PortalState>>) -> Response {
+    let store_ok = match &s.store {
+        Some(store) => store.ping().await.is_ok(),
+        None => true,
+    };
+    let (status, body) = if store_ok {
+        (StatusCode::OK, serde_json::json!({"status": "ready"}))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "store_unavailable", "message": "the store does not answer"}),
+        )
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
 async fn info(State(s): State<Arc<PortalState>>) -> impl IntoResponse {
