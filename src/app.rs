@@ -25,10 +25,17 @@ fn compile_live(config: &Config, metrics: Arc<Metrics>, store: Option<Store>) ->
         config.cache.max_entries,
         metrics.clone(),
         store,
+        config.session.idle_timeout,
     );
     Live {
-        gate: Gate::new(config.policy.clone(), authn, metrics),
+        gate: Gate::new(
+            config.policy.clone(),
+            authn,
+            metrics,
+            config.session.cookie_name.clone(),
+        ),
         headers: config.headers.clone(),
+        session: config.session.clone(),
     }
 }
 
@@ -52,6 +59,7 @@ impl UpstreamPeer {
 pub struct Live {
     pub gate: Gate,
     pub headers: HeaderSettings,
+    pub session: crate::config::SessionSettings,
 }
 
 /// Shared state of a running Gatehouse.
@@ -95,6 +103,7 @@ impl App {
             redirect: config.redirect.clone(),
             responder: responder.clone(),
             store: store.clone(),
+            templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
         }));
         let live = compile_live(&config, metrics.clone(), store.clone());
         Ok(Arc::new(App {

@@ -60,6 +60,7 @@ pub struct Gate {
     policy: Policy,
     authn: Authenticator,
     metrics: Arc<Metrics>,
+    cookie_name: String,
 }
 
 enum AuthFailure {
@@ -68,11 +69,17 @@ enum AuthFailure {
 }
 
 impl Gate {
-    pub fn new(policy: Policy, authn: Authenticator, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        policy: Policy,
+        authn: Authenticator,
+        metrics: Arc<Metrics>,
+        cookie_name: String,
+    ) -> Self {
         Gate {
             policy,
             authn,
             metrics,
+            cookie_name,
         }
     }
 
@@ -154,7 +161,7 @@ impl Gate {
         &self,
         headers: &HeaderMap,
     ) -> Result<Option<(Arc<Identity>, CredentialSource)>, AuthFailure> {
-        let presented = match credentials::extract(headers) {
+        let presented = match credentials::extract(headers, &self.cookie_name) {
             Ok(p) => p,
             Err(e) if e.is_malformed() => return Err(AuthFailure::Malformed(e)),
             Err(e) => {

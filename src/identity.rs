@@ -68,8 +68,11 @@ pub struct Identity {
     pub role: Option<String>,
     pub permissions: PermissionSet,
     pub method: AuthMethod,
-    /// After this instant the credential no longer counts.
+    /// After this instant the credential no longer counts (for sessions:
+    /// must be re-checked against the store).
     pub expires_at: Option<SystemTime>,
+    /// Hash of the session id, for sessions (revocation finds it by this).
+    pub session: Option<String>,
     values: [HeaderValue; 6],
 }
 
@@ -107,8 +110,16 @@ impl Identity {
             permissions,
             method,
             expires_at,
+            session: None,
             values,
         }
+    }
+
+    /// The identity of a session: re-checked after `recheck_at`.
+    pub fn for_session(mut self, id_hash: String, recheck_at: SystemTime) -> Identity {
+        self.session = Some(id_hash);
+        self.expires_at = Some(recheck_at);
+        self
     }
 
     /// The same principal, established another way.

@@ -197,7 +197,8 @@ async fn watch_config(path: PathBuf, mut hangup: Signal, app: Arc<App>, store: S
             _ = hangup.recv() => "SIGHUP",
             _ = tick.tick() => {
                 let now = modified(&path);
-                if now == seen {
+                // A missing file (mid-replace, or removed) is not a new config.
+                if now.is_none() || now == seen {
                     continue;
                 }
                 seen = now;
@@ -248,11 +249,12 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
                 }
                 for change in changes {
                     last = change.id;
-                    if change.kind == "user" {
-                        app.live()
-                            .gate
-                            .authenticator()
-                            .invalidate_user(&change.subject);
+                    let live = app.live();
+                    let authn = live.gate.authenticator();
+                    match change.kind.as_str() {
+                        "user" => authn.invalidate_user(&change.subject),
+                        "session" => authn.invalidate_session(&change.subject),
+                        _ => {}
                     }
                 }
             }

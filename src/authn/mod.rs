@@ -40,6 +40,8 @@ pub enum AuthnError {
     Internal,
     #[error("the user store is unavailable")]
     Unavailable,
+    #[error("the session has ended; sign in again")]
+    SessionEnded,
 }
 
 impl AuthnError {
@@ -53,6 +55,7 @@ impl AuthnError {
             AuthnError::Expired => "credential_expired",
             AuthnError::Internal => "internal_error",
             AuthnError::Unavailable => "store_unavailable",
+            AuthnError::SessionEnded => "session_expired",
         }
     }
 }
@@ -72,6 +75,7 @@ pub struct Authenticator {
     dummy_hash: Arc<str>,
     metrics: Arc<Metrics>,
     store: Option<Store>,
+    session_idle: Duration,
 }
 
 impl Authenticator {
@@ -81,6 +85,7 @@ impl Authenticator {
         max_entries: u64,
         metrics: Arc<Metrics>,
         store: Option<Store>,
+        session_idle: Duration,
     ) -> Self {
         use rand::RngCore;
         let mut cache_key = [0u8; 32];
@@ -96,6 +101,7 @@ impl Authenticator {
             dummy_hash: password::dummy_hash().into(),
             metrics,
             store,
+            session_idle,
         }
     }
 
@@ -120,6 +126,10 @@ impl Authenticator {
                 h.update(b"bearer\0");
                 h.update(t.0.as_bytes());
             }
+            Credential::Session(c) => {
+                h.update(b"session\0");
+                h.update(c.0.as_bytes());
+            }
         }
         *h.finalize().as_bytes()
     }
@@ -131,11 +141,12 @@ impl Authenticator {
     ) -> Result<(Arc<Identity>, CacheOutcome), AuthnError> {
         let key = self.cache_key_of(cred);
         if let Some(id) = self.cache.get(&key).await {
-            if id.is_expired(SystemTime::now()) {
-                self.cache.invalidate(&key).await;
-                return Err(AuthnError::Expired);
+            if !id.is_expired(SystemTime::now()) {
+                return Ok((id, CacheOutcome::Hit));
             }
-            return Ok((id, CacheOutcome::Hit));
+            // Past its check-by time: verify afresh (an expired key fails
+            // there; a live session is re-read and touched).
+            self.cache.invalidate(&key).await;
         }
         let verified = self
             .cache
@@ -150,6 +161,49 @@ impl Authenticator {
             Credential::Basic(b) => self.verify_basic(b).await,
             Credential::ApiKey(k) => self.verify_api_key(k),
             Credential::Bearer(_) => Err(AuthnError::UnsupportedToken),
+            Credential::Session(c) => self.verify_session(&c.0).await,
+        }
+    }
+
+    /// A session cookie: its hash must name a live session of an enabled user.
+    async fn verify_session(&self, cookie: &str) -> Result<Arc<Identity>, AuthnError> {
+        let store = self.store.as_ref().ok_or(AuthnError::SessionEnded)?;
+        let id_hash = session_id_hash(cookie);
+        let now = crate::store::unix_now();
+        let record = store
+            .session(&id_hash)
+            .await
+            .map_err(|_| AuthnError::Unavailable)?
+            .ok_or(AuthnError::SessionEnded)?;
+        if !record.is_live(now, self.session_idle.as_secs() as i64) {
+            return Err(AuthnError::SessionEnded);
+        }
+        let user = self
+            .find_user(&record.username)
+            .await?
+            .ok_or(AuthnError::SessionEnded)?;
+        if user.status == UserStatus::Disabled {
+            return Err(AuthnError::Disabled);
+        }
+        if let Err(e) = store.touch_session(&id_hash, now).await {
+            tracing::warn!(error = %e, "cannot record session activity");
+        }
+        // Re-read at most a minute later, and never past the session's end.
+        let recheck = (now + SESSION_RECHECK_SECS).min(record.expires_at);
+        let recheck_at = std::time::UNIX_EPOCH + Duration::from_secs(recheck.max(0) as u64);
+        let identity = self.directory.identity_of(&user, AuthMethod::Session);
+        Ok(Arc::new(identity.for_session(id_hash, recheck_at)))
+    }
+
+    /// Forget the cached identity of a revoked session.
+    pub fn invalidate_session(&self, id_hash: &str) {
+        let id_hash = id_hash.to_owned();
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, id| id.session.as_deref() == Some(id_hash.as_str()))
+        {
+            tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
+            self.cache.invalidate_all();
         }
     }
 
@@ -185,12 +239,26 @@ impl Authenticator {
     }
 
     async fn verify_basic(&self, cred: &BasicCredential) -> Result<Arc<Identity>, AuthnError> {
-        let user = self.find_user(&cred.username).await?;
+        let user = self.verify_password(&cred.username, &cred.password).await?;
+        Ok(Arc::new(
+            self.directory.identity_of(&user, AuthMethod::Basic),
+        ))
+    }
+
+    /// Check a user name and password (Basic, the login page). Unknown users
+    /// cost one argon2 verification too; a disabled user is reported only
+    /// once the password is right.
+    pub async fn verify_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, AuthnError> {
+        let user = self.find_user(username).await?;
         let hash: Arc<str> = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
             Some(h) => h.into(),
             None => self.dummy_hash.clone(),
         };
-        let password = cred.password.clone();
+        let password = password.to_owned();
         self.metrics.password_verification();
         let matched =
             tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
@@ -203,9 +271,7 @@ impl Authenticator {
         if user.status == UserStatus::Disabled {
             return Err(AuthnError::Disabled);
         }
-        Ok(Arc::new(
-            self.directory.identity_of(&user, AuthMethod::Basic),
-        ))
+        Ok(user)
     }
 
     fn verify_api_key(&self, cred: &ApiKeyCredential) -> Result<Arc<Identity>, AuthnError> {
@@ -261,6 +327,24 @@ impl Authenticator {
         };
         Ok(Arc::new(identity))
     }
+}
+
+/// How long a verified session is trusted before the store is asked again
+/// (which also records activity for the idle timeout).
+const SESSION_RECHECK_SECS: i64 = 60;
+
+/// What the store keeps of a session id: its SHA-256, hex.
+pub fn session_id_hash(cookie: &str) -> String {
+    hex::encode(Sha256::digest(cookie.as_bytes()))
+}
+
+/// A fresh session id: 256 random bits, base64url.
+pub fn new_session_id() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// `sha256:<hex>` of an API key, as written in the config.

@@ -10,7 +10,7 @@ mod source;
 
 pub use model::{
     CacheSettings, Config, HeaderSettings, IdentityHeader, PortalSettings, ServerSettings,
-    TlsSettings, UpstreamSettings, UpstreamTarget,
+    SessionSettings, TlsSettings, UpstreamSettings, UpstreamTarget,
 };
 pub use source::ENV_PREFIX;
 

@@ -26,6 +26,7 @@ pub struct Config {
     pub upstream: UpstreamSettings,
     /// `sqlite://…` or `postgres://…`.
     pub store_url: String,
+    pub session: SessionSettings,
     pub portal: PortalSettings,
     pub policy: Policy,
     pub directory: Directory,
@@ -93,6 +94,16 @@ pub struct IdentityHeader {
 pub struct HeaderSettings {
     pub names: Vec<IdentityHeader>,
     pub pass_credentials: bool,
+}
+
+/// The session cookie.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub cookie_name: String,
+    pub idle_timeout: Duration,
+    pub lifetime: Duration,
+    pub domain: Option<String>,
+    pub secure: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +179,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         );
     }
     let portal = portal(&mut c, raw.portal);
+    let session = session(&mut c, raw.session, public_url.as_ref());
     let roles = roles(&mut c, raw.roles);
     let policy = rules(&mut c, raw.rules);
     let users = users(&mut c, raw.users, &roles);
@@ -190,6 +202,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         public_url: public_url?,
         upstream: upstream?,
         store_url,
+        session,
         portal,
         policy: policy?,
         directory: Directory {
@@ -702,4 +715,57 @@ fn redirect(
         }
     }
     Some(RedirectPolicy::new(public_url?, domains))
+}
+
+fn session(c: &mut Checker, raw: raw::RawSession, public_url: Option<&Url>) -> SessionSettings {
+    let cookie_name = raw
+        .cookie_name
+        .unwrap_or_else(|| "gatehouse_session".into());
+    if cookie_name.is_empty()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        c.err(
+            "session.cookie_name",
+            format!("`{cookie_name}` must be letters, digits, `_`, `-`, `.`"),
+        );
+    }
+    let idle_timeout = c.duration(
+        "session.idle_timeout",
+        raw.idle_timeout.as_deref(),
+        Duration::from_secs(3600),
+    );
+    let lifetime = c.duration(
+        "session.lifetime",
+        raw.lifetime.as_deref(),
+        Duration::from_secs(12 * 3600),
+    );
+    if idle_timeout.is_zero() || lifetime.is_zero() {
+        c.err(
+            "session",
+            "idle_timeout and lifetime must be longer than zero",
+        );
+    }
+    let domain = raw
+        .domain
+        .map(|d| d.trim_start_matches('.').to_ascii_lowercase());
+    if let Some(d) = &domain {
+        if d.is_empty()
+            || !d
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+        {
+            c.err("session.domain", format!("`{d}` is not a domain name"));
+        }
+    }
+    SessionSettings {
+        cookie_name,
+        idle_timeout,
+        lifetime,
+        domain,
+        secure: raw
+            .secure
+            .unwrap_or_else(|| public_url.is_none_or(|u| u.scheme() == "https")),
+    }
 }

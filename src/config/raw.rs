@@ -22,6 +22,9 @@ pub struct RawConfig {
     /// Where users (and sessions) are stored.
     #[serde(default)]
     pub store: RawStore,
+    /// The session cookie and its lifetimes.
+    #[serde(default)]
+    pub session: RawSession,
     /// The portal prefix and title.
     #[serde(default)]
     pub portal: RawPortal,
@@ -97,6 +100,22 @@ pub struct RawUpstream {
 pub struct RawStore {
     /// `sqlite://PATH` (default `sqlite://data/gatehouse.db`) or `postgres://…`.
     pub url: Option<String>,
+}
+
+/// `session:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    /// Cookie name (default `gatehouse_session`).
+    pub cookie_name: Option<String>,
+    /// A session unused this long ends (default `1h`).
+    pub idle_timeout: Option<String>,
+    /// A session ends this long after login, used or not (default `12h`).
+    pub lifetime: Option<String>,
+    /// Cookie `Domain`, so one login covers subdomains (default: host only).
+    pub domain: Option<String>,
+    /// Cookie `Secure` flag (default: true unless `public_url` is http).
+    pub secure: Option<bool>,
 }
 
 /// `portal:`

@@ -19,6 +19,7 @@ pub const MAX_CREDENTIAL_LEN: usize = 8 * 1024;
 pub enum CredentialSource {
     Authorization,
     ApiKeyHeader,
+    SessionCookie,
 }
 
 /// `Authorization: Basic`.
@@ -60,9 +61,20 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
+/// The session cookie's value (a random id).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionCookie(pub String);
+
+impl std::fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCookie(<redacted>)")
+    }
+}
+
 /// One presented credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
+    Session(SessionCookie),
     Basic(BasicCredential),
     ApiKey(ApiKeyCredential),
     Bearer(BearerToken),
@@ -71,6 +83,7 @@ pub enum Credential {
 impl Credential {
     pub fn source(&self) -> CredentialSource {
         match self {
+            Credential::Session(_) => CredentialSource::SessionCookie,
             Credential::Basic(_) | Credential::Bearer(_) => CredentialSource::Authorization,
             Credential::ApiKey(k) => k.source,
         }
@@ -171,10 +184,26 @@ fn parse_authorization(value: &str) -> Result<Credential, CredentialError> {
     ))
 }
 
-/// The credentials a request presents, in the order they are tried:
-/// Basic, then API key (`Authorization: Bearer gh_…`, then `X-API-Key`), then
-/// other bearer tokens.
-pub fn extract(headers: &HeaderMap) -> Result<Vec<Credential>, CredentialError> {
+/// Values of cookie `name` in every `Cookie` header, in order.
+pub fn cookie_values<'h>(
+    headers: &'h HeaderMap,
+    name: &'h str,
+) -> impl Iterator<Item = &'h str> + 'h {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then(|| v.trim_matches('"'))
+        })
+}
+
+/// The credentials a request presents, in the order they are tried: the
+/// session cookie, Basic, then API key (`Authorization: Bearer gh_…`, then
+/// `X-API-Key`), then other bearer tokens.
+pub fn extract(headers: &HeaderMap, cookie_name: &str) -> Result<Vec<Credential>, CredentialError> {
     let authorization = single(headers, &AUTHORIZATION, "Authorization")?
         .map(parse_authorization)
         .transpose()?;
@@ -185,6 +214,11 @@ pub fn extract(headers: &HeaderMap) -> Result<Vec<Credential>, CredentialError> 
         })
     });
     let mut out = Vec::with_capacity(2);
+    out.extend(
+        cookie_values(headers, cookie_name)
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .map(|v| Credential::Session(SessionCookie(v.to_owned()))),
+    );
     match authorization {
         Some(bearer @ Credential::Bearer(_)) => {
             out.extend(api_key);
@@ -215,6 +249,25 @@ mod tests {
         h
     }
 
+    fn extract_t(h: &HeaderMap) -> Result<Vec<Credential>, CredentialError> {
+        extract(h, "gatehouse_session")
+    }
+
+    #[test]
+    fn session_cookie_comes_first() {
+        let got = extract_t(&headers(&[
+            ("authorization", b"Bearer gh_k"),
+            ("cookie", b"a=1; gatehouse_session=abc; b=2"),
+        ]))
+        .unwrap();
+        assert_eq!(got[0], Credential::Session(SessionCookie("abc".into())));
+        assert!(matches!(got[1], Credential::ApiKey(_)));
+        assert_eq!(
+            extract_t(&headers(&[("cookie", b"gatehouse_sessionx=1; other=2")])).unwrap(),
+            vec![]
+        );
+    }
+
     fn b64(s: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
     }
@@ -222,7 +275,7 @@ mod tests {
     #[test]
     fn parses_basic_and_keys_in_order() {
         let basic = format!("Basic {}", b64(b"alice:pa:ss"));
-        let got = extract(&headers(&[
+        let got = extract_t(&headers(&[
             ("authorization", basic.as_bytes()),
             ("x-api-key", b"gh_k"),
         ]))
@@ -240,7 +293,7 @@ mod tests {
                 }),
             ]
         );
-        let got = extract(&headers(&[("authorization", b"bearer gh_abc")])).unwrap();
+        let got = extract_t(&headers(&[("authorization", b"bearer gh_abc")])).unwrap();
         assert_eq!(
             got,
             vec![Credential::ApiKey(ApiKeyCredential {
@@ -248,13 +301,13 @@ mod tests {
                 source: CredentialSource::Authorization
             })]
         );
-        let got = extract(&headers(&[
+        let got = extract_t(&headers(&[
             ("authorization", b"Bearer eyJ.x.y"),
             ("x-api-key", b"gh_k"),
         ]))
         .unwrap();
         assert!(matches!(got[0], Credential::ApiKey(_)) && matches!(got[1], Credential::Bearer(_)));
-        assert!(extract(&HeaderMap::new()).unwrap().is_empty());
+        assert!(extract_t(&HeaderMap::new()).unwrap().is_empty());
     }
 
     #[test]
@@ -300,7 +353,7 @@ mod tests {
             ),
         ];
         for (pairs, want) in cases {
-            assert_eq!(extract(&headers(&pairs)), Err(want.clone()), "{want}");
+            assert_eq!(extract_t(&headers(&pairs)), Err(want.clone()), "{want}");
         }
         assert!(!UnsupportedScheme("x".into()).is_malformed());
         assert!(BadBase64.is_malformed());

@@ -4,14 +4,15 @@
 //! `portal.prefix`, so handlers use ordinary extractors while the hot path
 //! stays pure Pingora. Today: health, readiness, info and the sign-in page.
 
+mod login;
+
 use crate::redirect::RedirectPolicy;
-use crate::respond::{Responder, PAGE_CSS};
-use axum::extract::{Query, State};
+use crate::respond::Responder;
+use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use std::sync::Arc;
 
 /// What the portal handlers share.
@@ -20,8 +21,18 @@ pub struct PortalState {
     pub prefix: String,
     pub redirect: RedirectPolicy,
     pub responder: Responder,
-    /// Checked by `readyz`.
+    /// Checked by `readyz`; keeps sessions.
     pub store: Option<crate::store::Store>,
+    pub templates: minijinja::Environment<'static>,
+}
+
+/// The page templates, compiled into the binary.
+pub fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("base.html", include_str!("../../templates/base.html"))?;
+    env.add_template("login.html", include_str!("../../templates/login.html"))?;
+    env.add_template("logout.html", include_str!("../../templates/logout.html"))?;
+    Ok(env)
 }
 
 /// The portal's routes, nested under the prefix.
@@ -31,7 +42,11 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
-        .route("/login", get(login_page));
+        .route("/login", get(login::login_page).post(login::login_submit))
+        .route(
+            "/logout",
+            get(login::logout_page).post(login::logout_submit),
+        );
     Router::new()
         .nest(&prefix, routes)
         .fallback(not_found)
@@ -79,46 +94,4 @@ async fn not_found(State(s): State<Arc<PortalState>>) -> Response {
         "no such portal endpoint",
     );
     (reply.status, reply.body).into_response()
-}
-
-#[derive(Deserialize)]
-struct LoginQuery {
-    rd: Option<String>,
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Placeholder sign-in page: the form-based login arrives with stored sessions.
-async fn login_page(
-    State(s): State<Arc<PortalState>>,
-    Query(q): Query<LoginQuery>,
-) -> impl IntoResponse {
-    let target = q.rd.as_deref().and_then(|rd| s.redirect.validate(rd));
-    let back = match &target {
-        Some(url) => format!(
-            "<p>You were on your way to <code>{}</code>.</p>",
-            escape(url.as_str())
-        ),
-        None => String::new(),
-    };
-    let title = escape(&s.title);
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>Sign in · {title}</title><style>{PAGE_CSS}</style></head><body><main>\
-<p class=\"brand\">{title}</p><h1>Sign in required</h1>{back}\
-<p>This page accepts HTTP credentials: send <code>Authorization: Basic …</code> \
-with your user name and password, or an API key in <code>X-API-Key</code>.</p>\
-<p>For example: <code>curl -u USER:PASSWORD URL</code></p></main></body></html>"
-    );
-    (
-        StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(body),
-    )
 }

@@ -199,6 +199,7 @@ impl ProxyHttp for GatehouseProxy {
             &live.headers,
             identity,
             consumed,
+            &live.session.cookie_name,
         );
 
         let client_ip = session

@@ -31,7 +31,8 @@ pub async fn serve(session: &mut Session, app: &App) -> Result<()> {
     let mut request = http::Request::builder()
         .method(head.method.clone())
         .uri(head.uri.clone())
-        .version(head.version);
+        .version(head.version)
+        .extension(app.live());
     if let Some(headers) = request.headers_mut() {
         headers.extend(head.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     }

@@ -7,8 +7,10 @@
 use crate::config::HeaderSettings;
 use crate::credentials::{CredentialSource, X_API_KEY};
 use crate::identity::Identity;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName};
+
+static COOKIE_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"Cookie");
 
 /// Do two header names denote the same header once `_` is read as `-`?
 /// (`HeaderName`s are already lowercase.)
@@ -42,13 +44,28 @@ pub trait HeaderSink {
     fn headers(&self) -> &HeaderMap;
 }
 
+/// The `Cookie` header without cookie `name`; `None` when nothing remains.
+fn cookies_without(headers: &HeaderMap, name: &str) -> Option<String> {
+    let kept: Vec<&str> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
 /// Strip every spoofed identity header, inject `identity`'s values (all of
-/// them, empty when unknown), and drop the consumed credential.
+/// them, empty when unknown), and drop the consumed credential (for the
+/// session: just that cookie).
 pub fn apply(
     sink: &mut impl HeaderSink,
     settings: &HeaderSettings,
     identity: Option<&Identity>,
     consumed: Option<CredentialSource>,
+    cookie_name: &str,
 ) {
     let doomed: Vec<HeaderName> = spoofed(sink.headers(), settings)
         .into_iter()
@@ -66,6 +83,13 @@ pub fn apply(
         match consumed {
             Some(CredentialSource::Authorization) => sink.remove(&AUTHORIZATION),
             Some(CredentialSource::ApiKeyHeader) => sink.remove(&X_API_KEY),
+            Some(CredentialSource::SessionCookie) => {
+                let rest = cookies_without(sink.headers(), cookie_name);
+                sink.remove(&COOKIE);
+                if let Some(v) = rest.and_then(|r| http::HeaderValue::from_str(&r).ok()) {
+                    sink.set(&COOKIE, &COOKIE_WIRE, v);
+                }
+            }
             None => {}
         }
     }
@@ -74,6 +98,20 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_session_cookie_is_removed() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, "a=1; gatehouse_session=x".parse().unwrap());
+        h.append(COOKIE, "b=2".parse().unwrap());
+        assert_eq!(
+            cookies_without(&h, "gatehouse_session").as_deref(),
+            Some("a=1; b=2")
+        );
+        let mut only = HeaderMap::new();
+        only.append(COOKIE, "gatehouse_session=x".parse().unwrap());
+        assert_eq!(cookies_without(&only, "gatehouse_session"), None);
+    }
 
     #[test]
     fn underscore_and_case_variants_are_the_same_header() {

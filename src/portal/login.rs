@@ -1,0 +1,319 @@
+//! The sign-in and sign-out pages: server-rendered forms, CSRF-protected by a
+//! double-submit cookie, sessions created with a fresh id at every login.
+
+use super::PortalState;
+use crate::app::Live;
+use crate::authn::{new_session_id, session_id_hash, AuthnError};
+use crate::credentials::cookie_values;
+use crate::identity::UserKind;
+use crate::store::{unix_now, SessionRecord};
+use axum::extract::{Extension, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Form;
+use serde::Deserialize;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Name of the CSRF double-submit cookie.
+const CSRF_COOKIE: &str = "gatehouse_csrf";
+
+#[derive(Deserialize)]
+pub(super) struct LoginQuery {
+    rd: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rd: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `Set-Cookie` value.
+fn cookie(live: &Live, name: &str, value: &str, max_age: i64, path: &str, lax: bool) -> String {
+    let mut c = format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={}",
+        if lax { "Lax" } else { "Strict" }
+    );
+    if live.session.secure {
+        c.push_str("; Secure");
+    }
+    if lax {
+        if let Some(d) = &live.session.domain {
+            c.push_str("; Domain=");
+            c.push_str(d);
+        }
+    }
+    c
+}
+
+fn first_cookie<'h>(headers: &'h HeaderMap, name: &'h str) -> Option<&'h str> {
+    cookie_values(headers, name).next()
+}
+
+/// The CSRF token already set, or a new one (with the header to set it).
+fn csrf_token(s: &PortalState, live: &Live, headers: &HeaderMap) -> (String, Option<String>) {
+    match first_cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 43) {
+        Some(t) => (t.to_owned(), None),
+        None => {
+            let t = new_session_id();
+            let set = cookie(live, CSRF_COOKIE, &t, 3600, &s.prefix, false);
+            (t.clone(), Some(set))
+        }
+    }
+}
+
+/// Form token equals cookie token, and the request comes from our own origin.
+fn csrf_ok(s: &PortalState, headers: &HeaderMap, form_token: &str) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        let ours = s.redirect.public_url().origin().ascii_serialization();
+        if origin != ours {
+            return false;
+        }
+    }
+    match first_cookie(headers, CSRF_COOKIE) {
+        Some(cookie) if !form_token.is_empty() => {
+            bool::from(cookie.as_bytes().ct_eq(form_token.as_bytes()))
+        }
+        _ => false,
+    }
+}
+
+fn page(
+    s: &PortalState,
+    status: StatusCode,
+    template: &str,
+    ctx: minijinja::Value,
+    set_cookies: &[String],
+) -> Response {
+    let html = s
+        .templates
+        .get_template(template)
+        .and_then(|t| t.render(ctx));
+    let mut resp = match html {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, template, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page unavailable").into_response()
+        }
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn login_page_response(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    status: StatusCode,
+    rd: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let (csrf, set) = csrf_token(s, live, headers);
+    let rd = s
+        .redirect
+        .validate(rd)
+        .map(String::from)
+        .unwrap_or_default();
+    let ctx = minijinja::context! {
+        title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix,
+        csrf => csrf, rd => rd, username => username, error => error,
+    };
+    page(
+        s,
+        status,
+        "login.html",
+        ctx,
+        &set.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+pub(super) async fn login_page(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Query(q): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let rd = q.rd.as_deref().unwrap_or("");
+    login_page_response(&s, &live, &headers, StatusCode::OK, rd, "", None)
+}
+
+fn see_other(location: &str, set_cookies: &[String]) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn csrf_refused(s: &PortalState) -> Response {
+    let reply = s.responder.page(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form is no longer valid (or was sent from another site). Reload the page and try again.",
+    );
+    let mut resp = (reply.status, reply.body).into_response();
+    for (k, v) in reply.headers {
+        resp.headers_mut().insert(k, v);
+    }
+    resp
+}
+
+const BAD_LOGIN: &str = "Invalid username or password.";
+
+pub(super) async fn login_submit(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &form.csrf) {
+        return csrf_refused(&s);
+    }
+    let authn = live.gate.authenticator();
+    let user = match authn
+        .verify_password(form.username.trim(), &form.password)
+        .await
+    {
+        Ok(u) if u.kind == UserKind::User => u,
+        Ok(_) | Err(AuthnError::InvalidCredentials | AuthnError::Disabled) => {
+            return login_page_response(
+                &s,
+                &live,
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                &form.rd,
+                &form.username,
+                Some(BAD_LOGIN),
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "login failed for a reason of ours");
+            let msg = "Sign-in is unavailable right now. Try again shortly.";
+            return login_page_response(
+                &s,
+                &live,
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &form.rd,
+                &form.username,
+                Some(msg),
+            );
+        }
+    };
+    let Some(store) = &s.store else {
+        return login_page_response(
+            &s,
+            &live,
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &form.rd,
+            &form.username,
+            Some("Sessions are not available."),
+        );
+    };
+    // Always a new id: whatever session cookie came in is never promoted.
+    let id = new_session_id();
+    let now = unix_now();
+    let lifetime = live.session.lifetime.as_secs() as i64;
+    let record = SessionRecord {
+        id_hash: session_id_hash(&id),
+        username: user.username.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + lifetime,
+        revoked: false,
+    };
+    if let Err(e) = store.create_session(record).await {
+        tracing::error!(error = %e, "cannot create a session");
+        return login_page_response(
+            &s,
+            &live,
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &form.rd,
+            &form.username,
+            Some("Sign-in is unavailable right now. Try again shortly."),
+        );
+    }
+    if let Err(e) = store.record_login(&user.username, now).await {
+        tracing::debug!(error = %e, "last login not recorded");
+    }
+    tracing::info!(user = %user.username, "signed in");
+    let target = s
+        .redirect
+        .validate(&form.rd)
+        .map(String::from)
+        .unwrap_or_else(|| s.redirect.public_url().to_string());
+    let session_cookie = cookie(&live, &live.session.cookie_name, &id, lifetime, "/", true);
+    see_other(&target, &[session_cookie])
+}
+
+pub(super) async fn logout_page(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    headers: HeaderMap,
+) -> Response {
+    let (csrf, set) = csrf_token(&s, &live, &headers);
+    let ctx = minijinja::context! { title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix, csrf => csrf };
+    page(
+        &s,
+        StatusCode::OK,
+        "logout.html",
+        ctx,
+        &set.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+pub(super) async fn logout_submit(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &form.csrf) {
+        return csrf_refused(&s);
+    }
+    if let (Some(store), Some(id)) = (&s.store, first_cookie(&headers, &live.session.cookie_name)) {
+        let hash = session_id_hash(id);
+        if let Err(e) = store.revoke_session(&hash).await {
+            tracing::error!(error = %e, "cannot revoke a session");
+            let reply = s.responder.page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "Signing out failed; try again shortly.",
+            );
+            return (reply.status, reply.body).into_response();
+        }
+        live.gate.authenticator().invalidate_session(&hash);
+    }
+    let clear = cookie(&live, &live.session.cookie_name, "", 0, "/", true);
+    see_other(&format!("{}/login", s.prefix), &[clear])
+}
