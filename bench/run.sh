@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gatehouse throughput and latency next to nginx proxy_pass, in one run.
 #
-#   bench/run.sh                       # 3 rounds x 5 scenarios x 5 s (~90 s)
+#   bench/run.sh                       # 3 rounds x 6 scenarios x 5 s (~100 s)
 #   ROUNDS=1 DURATION=3 bench/run.sh   # quick look
 #
 # Rounds interleave the scenarios so drift on a shared machine hits all of
@@ -71,7 +71,9 @@ KEY_HASH=$(python3 -c "import hashlib,sys;print('sha256:'+hashlib.sha256(sys.arg
 HASH=$(printf %s "$PASSWORD" | $BIN hash-password)
 cat > "$D/gatehouse.yaml" <<YAML
 server: { listen: "127.0.0.1:$GH", threads: ${GH_THREADS:-2} }
+public_url: "http://127.0.0.1:$GH"
 upstream: { url: "http://127.0.0.1:$UP" }
+store: { url: "sqlite://$D/gatehouse.db" }
 rules:
   - { path: /public/**, policy: public }
 users:
@@ -79,23 +81,31 @@ users:
 api_keys:
   - { name: bench-key, hash: "$KEY_HASH", user: bench }
 YAML
+printf %s "$PASSWORD" | $BIN user add web --password-stdin -c "$D/gatehouse.yaml" >/dev/null
 RUST_LOG=warn $BIN serve -c "$D/gatehouse.yaml" & PIDS+=($!)
 
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
 wait_up "http://127.0.0.1:$UP/"; wait_up "http://127.0.0.1:$NGX/"; wait_up "http://127.0.0.1:$GH/_auth/healthz"
 
 BASIC="Authorization: Basic $(printf %s "bench:$PASSWORD" | base64 -w0)"
+# A session cookie, obtained through the sign-in page like a browser would.
+curl -s -c "$D/jar" "http://127.0.0.1:$GH/_auth/login" -o "$D/login.html"
+TOKEN=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$D/login.html")
+curl -s -b "$D/jar" -c "$D/jar" -o /dev/null --data-urlencode "csrf=$TOKEN" \
+  --data-urlencode username=web --data-urlencode "password=$PASSWORD" "http://127.0.0.1:$GH/_auth/login"
+SESSION="Cookie: gatehouse_session=$(awk '$6=="gatehouse_session" {print $7}' "$D/jar")"
 # Sanity: every scenario must really answer 200 before it is measured.
 check() { code=$(curl -s -o /dev/null -w '%{http_code}' "${@:2}" "$1"); [ "$code" = 200 ] || { echo "bench: $1 answered $code" >&2; exit 1; }; }
 check "http://127.0.0.1:$GH/public/x"
 check "http://127.0.0.1:$GH/app" -H "$BASIC"
 check "http://127.0.0.1:$GH/app" -H "X-API-Key: $KEY"
+check "http://127.0.0.1:$GH/app" -H "$SESSION"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GH/app")" = 401 ] || { echo "bench: protected path is open" >&2; exit 1; }
 
 declare -A RPS P50 P99
-SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key")
-URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app")
-HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY")
+SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie")
+URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app")
+HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION")
 to_ms() { python3 -c "import sys;v=sys.argv[1];u={'us':0.001,'ms':1,'s':1000};n=v.rstrip('mus');print(float(n)*u[v[len(n):]])" "$1"; }
 run() { # index
   local out
@@ -124,6 +134,6 @@ ratio() { python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):
 pub=${MED["gatehouse public path"]}; ngx=${MED["nginx proxy_pass"]}
 echo
 echo "ratios                         vs gatehouse public   vs nginx proxy_pass"
-for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key"; do
+for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie"; do
   printf '%-28s %14s %20s\n' "$s" "$(ratio "${MED[$s]}" "$pub")" "$(ratio "${MED[$s]}" "$ngx")"
 done

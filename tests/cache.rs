@@ -105,9 +105,13 @@ users:
         "password-less user skipped the dummy hash"
     );
 
-    let m = g.metrics();
-    assert!(
-        m.contains("gatehouse_identity_cache_total{result=\"hit\"} 5"),
-        "{m}"
-    );
+    // At least the five sequential requests were hits (late starters among
+    // the concurrent ones may be hits too).
+    let hits: u64 = g
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("gatehouse_identity_cache_total{result=\"hit\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(hits >= 5, "{hits} cache hits");
 }

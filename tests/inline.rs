@@ -197,7 +197,10 @@ fn login_page_ignores_open_redirect_targets() {
         .text()
         .unwrap();
     let kept = page.replace("&#x2f;", "/");
-    assert!(kept.contains(&format!("name=\"rd\" value=\"{ok}\"")), "an allowed rd is kept: {page}");
+    assert!(
+        kept.contains(&format!("name=\"rd\" value=\"{ok}\"")),
+        "an allowed rd is kept: {page}"
+    );
 }
 
 #[test]
