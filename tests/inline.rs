@@ -560,6 +560,7 @@ fn portal_endpoints_answer_themselves() {
     assert_eq!(json(get("/_auth/info", &[]))["name"], "gatehouse");
     let r = get("/_auth/nope", &[]);
     assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/json");
     assert_eq!(json(r)["error"], "not_found");
     // `/_authx` is not the portal: it is protected like any app path.
     assert_eq!(get("/_authx", &[]).status(), 401);

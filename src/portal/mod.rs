@@ -93,5 +93,9 @@ async fn not_found(State(s): State<Arc<PortalState>>) -> Response {
         "not_found",
         "no such portal endpoint",
     );
-    (reply.status, reply.body).into_response()
+    let mut resp = (reply.status, reply.body).into_response();
+    for (name, value) in reply.headers {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
 }
