@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn config(port: u16, users: &str, open_policy: &str) -> String {
     format!(
@@ -25,17 +25,6 @@ fn status(g: &Gatehouse, path: &str, auth: Option<(&str, &str)>) -> u16 {
         req = req.basic_auth(u, Some(p));
     }
     req.send().unwrap().status().as_u16()
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} never happened");
 }
 
 #[test]

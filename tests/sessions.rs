@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use reqwest::blocking::Response;
-use std::time::{Duration, Instant};
 
 struct Site {
     g: Gatehouse,
@@ -129,17 +128,6 @@ fn with_session(g: &Gatehouse, path: &str, session: &str) -> Response {
         .header("cookie", format!("theme=dark; gatehouse_session={session}"))
         .send()
         .unwrap()
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if check() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} never happened");
 }
 
 #[test]

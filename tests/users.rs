@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
 
 fn config(dir: &tempfile::TempDir, store_url: &str, extra: &str) -> String {
     let yaml = format!(
@@ -24,18 +23,6 @@ fn status(g: &Gatehouse, path: &str, user: &str, pw: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-/// Poll until `check` holds; the bound is a liveness limit, not a timing assertion.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if check() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} never happened");
 }
 
 fn cli_config(dir: &tempfile::TempDir) -> String {

@@ -282,3 +282,16 @@ pub fn gatehouse_cmd(args: &[&str], stdin: Option<&str>) -> (i32, String, String
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Poll until `check` holds and return how long it took. The 15 s bound is a
+/// liveness limit for a stuck server, not a timing assertion.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if check() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} never happened");
+}
