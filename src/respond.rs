@@ -218,6 +218,16 @@ impl Responder {
     }
 }
 
+impl axum::response::IntoResponse for Reply {
+    fn into_response(self) -> axum::response::Response {
+        let mut resp = (self.status, self.body).into_response();
+        for (name, value) in self.headers {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
+    }
+}
+
 /// Shared by every page Gatehouse renders.
 pub const PAGE_CSS: &str = "*{box-sizing:border-box}body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;background:#f4f5f7;color:#1d2330}main{background:#fff;max-width:26rem;width:calc(100% - 2rem);padding:2rem 2.25rem;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.08),0 8px 24px rgba(0,0,0,.06)}.brand{margin:0 0 1rem;font-weight:600;color:#4a5afc;letter-spacing:.02em}h1{margin:0 0 .5rem;font-size:1.4rem}.code{color:#6b7280;font-size:.85rem;margin-bottom:0}code{background:#f1f2f6;padding:.1rem .3rem;border-radius:4px}";
 

@@ -285,6 +285,15 @@ fn logout_revokes_the_session() {
     let s = site();
     let id = sign_in(&s.g);
     assert_eq!(with_session(&s.g, "/x", &id).status(), 200);
+    // A cross-site page cannot sign the user out: no CSRF token, no logout.
+    let forged = client()
+        .post(s.g.url("/_auth/logout"))
+        .header("cookie", format!("gatehouse_session={id}"))
+        .form(&[("csrf", "guess")])
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(with_session(&s.g, "/x", &id).status(), 200);
     let r = logout(&s.g, &id);
     assert_eq!(r.status(), 303);
     assert!(set_cookies(&r)

@@ -109,9 +109,15 @@ fn page(
             (StatusCode::INTERNAL_SERVER_ERROR, "page unavailable").into_response()
         }
     };
+    resp.headers_mut()
+        .insert("x-frame-options", HeaderValue::from_static("DENY"));
+    uncached_with_cookies(resp, set_cookies)
+}
+
+/// `Cache-Control: no-store` plus the given `Set-Cookie` values.
+fn uncached_with_cookies(mut resp: Response, set_cookies: &[String]) -> Response {
     let headers = resp.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     for c in set_cookies {
         if let Ok(v) = HeaderValue::from_str(c) {
             headers.append(header::SET_COOKIE, v);
@@ -139,13 +145,7 @@ fn login_page_response(
         title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix,
         csrf => csrf, rd => rd, username => username, error => error,
     };
-    page(
-        s,
-        status,
-        "login.html",
-        ctx,
-        &set.into_iter().collect::<Vec<_>>(),
-    )
+    page(s, status, "login.html", ctx, set.as_slice())
 }
 
 pub(super) async fn login_page(
@@ -160,30 +160,19 @@ pub(super) async fn login_page(
 
 fn see_other(location: &str, set_cookies: &[String]) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
-    let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(location) {
-        headers.insert(header::LOCATION, v);
+        resp.headers_mut().insert(header::LOCATION, v);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    for c in set_cookies {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            headers.append(header::SET_COOKIE, v);
-        }
-    }
-    resp
+    uncached_with_cookies(resp, set_cookies)
 }
 
 fn csrf_refused(s: &PortalState) -> Response {
-    let reply = s.responder.page(
+    s.responder.page(
         StatusCode::FORBIDDEN,
         "Form expired",
         "This form is no longer valid (or was sent from another site). Reload the page and try again.",
-    );
-    let mut resp = (reply.status, reply.body).into_response();
-    for (k, v) in reply.headers {
-        resp.headers_mut().insert(k, v);
-    }
-    resp
+    )
+    .into_response()
 }
 
 const BAD_LOGIN: &str = "Invalid username or password.";
@@ -283,13 +272,7 @@ pub(super) async fn logout_page(
 ) -> Response {
     let (csrf, set) = csrf_token(&s, &live, &headers);
     let ctx = minijinja::context! { title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix, csrf => csrf };
-    page(
-        &s,
-        StatusCode::OK,
-        "logout.html",
-        ctx,
-        &set.into_iter().collect::<Vec<_>>(),
-    )
+    page(&s, StatusCode::OK, "logout.html", ctx, set.as_slice())
 }
 
 pub(super) async fn logout_submit(
@@ -305,12 +288,14 @@ pub(super) async fn logout_submit(
         let hash = session_id_hash(id);
         if let Err(e) = store.revoke_session(&hash).await {
             tracing::error!(error = %e, "cannot revoke a session");
-            let reply = s.responder.page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again",
-                "Signing out failed; try again shortly.",
-            );
-            return (reply.status, reply.body).into_response();
+            return s
+                .responder
+                .page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again",
+                    "Signing out failed; try again shortly.",
+                )
+                .into_response();
         }
         live.gate.authenticator().invalidate_session(&hash);
     }

@@ -88,14 +88,11 @@ async fn info(State(s): State<Arc<PortalState>>) -> impl IntoResponse {
 }
 
 async fn not_found(State(s): State<Arc<PortalState>>) -> Response {
-    let reply = s.responder.json(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such portal endpoint",
-    );
-    let mut resp = (reply.status, reply.body).into_response();
-    for (name, value) in reply.headers {
-        resp.headers_mut().insert(name, value);
-    }
-    resp
+    s.responder
+        .json(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such portal endpoint",
+        )
+        .into_response()
 }
