@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gatehouse throughput and latency next to nginx proxy_pass, in one run.
 #
-#   bench/run.sh                       # 3 rounds x 6 scenarios x 5 s (~100 s)
+#   bench/run.sh                       # 3 rounds x 7 scenarios x 5 s (~110 s)
 #   ROUNDS=1 DURATION=3 bench/run.sh   # quick look
 #
 # Rounds interleave the scenarios so drift on a shared machine hits all of
@@ -94,18 +94,23 @@ TOKEN=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$D/login.html")
 curl -s -b "$D/jar" -c "$D/jar" -o /dev/null --data-urlencode "csrf=$TOKEN" \
   --data-urlencode username=web --data-urlencode "password=$PASSWORD" "http://127.0.0.1:$GH/_auth/login"
 SESSION="Cookie: gatehouse_session=$(awk '$6=="gatehouse_session" {print $7}' "$D/jar")"
+# A Gatehouse JWT, from the JSON sign-in API.
+JWT="Authorization: Bearer $(curl -s -H 'Content-Type: application/json' \
+  -d "{\"username\":\"web\",\"password\":\"$PASSWORD\"}" "http://127.0.0.1:$GH/_auth/api/login" |
+  python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')"
 # Sanity: every scenario must really answer 200 before it is measured.
 check() { code=$(curl -s -o /dev/null -w '%{http_code}' "${@:2}" "$1"); [ "$code" = 200 ] || { echo "bench: $1 answered $code" >&2; exit 1; }; }
 check "http://127.0.0.1:$GH/public/x"
 check "http://127.0.0.1:$GH/app" -H "$BASIC"
 check "http://127.0.0.1:$GH/app" -H "X-API-Key: $KEY"
 check "http://127.0.0.1:$GH/app" -H "$SESSION"
+check "http://127.0.0.1:$GH/app" -H "$JWT"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GH/app")" = 401 ] || { echo "bench: protected path is open" >&2; exit 1; }
 
 declare -A RPS P50 P99
-SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie")
-URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app")
-HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION")
+SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt")
+URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app")
+HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION" "$JWT")
 to_ms() { python3 -c "import sys;v=sys.argv[1];u={'us':0.001,'ms':1,'s':1000};n=v.rstrip('mus');print(float(n)*u[v[len(n):]])" "$1"; }
 run() { # index
   local out
@@ -134,6 +139,6 @@ ratio() { python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):
 pub=${MED["gatehouse public path"]}; ngx=${MED["nginx proxy_pass"]}
 echo
 echo "ratios                         vs gatehouse public   vs nginx proxy_pass"
-for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie"; do
+for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt"; do
   printf '%-28s %14s %20s\n' "$s" "$(ratio "${MED[$s]}" "$pub")" "$(ratio "${MED[$s]}" "$ngx")"
 done

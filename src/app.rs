@@ -4,35 +4,45 @@
 //! a request takes one snapshot and keeps it to the end, so a reload never
 //! splits a request between two configurations and drops no connection.
 
-use crate::authn::Authenticator;
+use crate::authn::{Authenticator, AuthnServices};
 use crate::config::{Config, HeaderSettings, UpstreamSettings, UpstreamTarget};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::portal::{self, PortalState};
 use crate::redirect::RedirectPolicy;
+use crate::regulation::Regulator;
 use crate::respond::Responder;
 use crate::store::Store;
+use crate::tokens::external::TrustedIssuers;
+use crate::tokens::TokenService;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-fn compile_live(config: &Config, metrics: Arc<Metrics>, store: Option<Store>) -> Live {
+/// What lives across reloads: signing keys, fetched JWKS, bans.
+#[derive(Clone)]
+struct Shared {
+    authn: AuthnServices,
+    regulator: Arc<Regulator>,
+}
+
+fn compile_live(config: &Config, shared: &Shared) -> Live {
     let authn = Authenticator::new(
         Arc::new(config.directory.clone()),
         config.cache.ttl,
         config.cache.max_entries,
-        metrics.clone(),
-        store,
+        shared.authn.clone(),
         config.session.idle_timeout,
     );
     Live {
         gate: Gate::new(
             config.policy.clone(),
             authn,
-            metrics,
+            shared.authn.metrics.clone(),
             config.session.cookie_name.clone(),
+            shared.regulator.clone(),
         ),
         headers: config.headers.clone(),
         session: config.session.clone(),
@@ -65,7 +75,7 @@ pub struct Live {
 /// Shared state of a running Gatehouse.
 pub struct App {
     live: ArcSwap<Live>,
-    store: Option<Store>,
+    shared: Shared,
     pub responder: Responder,
     pub metrics: Arc<Metrics>,
     pub portal: axum::Router,
@@ -80,11 +90,15 @@ pub struct App {
 
 impl App {
     /// `echo_addr` is where the built-in echo app listens, when configured.
+    /// `tokens` holds the signing keys (configured, or the store's);
+    /// `background` runs JWKS fetches.
     pub fn new(
         config: Config,
         metrics: Arc<Metrics>,
         echo_addr: Option<SocketAddr>,
         store: Option<Store>,
+        tokens: Arc<TokenService>,
+        background: Option<tokio::runtime::Handle>,
     ) -> Result<Arc<App>, String> {
         let upstream = match (&config.upstream.target, echo_addr) {
             (UpstreamTarget::Echo, Some(addr)) => {
@@ -105,10 +119,22 @@ impl App {
             store: store.clone(),
             templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
         }));
-        let live = compile_live(&config, metrics.clone(), store.clone());
+        let shared = Shared {
+            authn: AuthnServices {
+                metrics: metrics.clone(),
+                store: store.clone(),
+                tokens,
+                issuers: Arc::new(TrustedIssuers::new(
+                    config.trusted_issuers.clone(),
+                    background,
+                )),
+            },
+            regulator: Arc::new(Regulator::new(config.regulation.clone(), store)),
+        };
+        let live = compile_live(&config, &shared);
         Ok(Arc::new(App {
             live: ArcSwap::from_pointee(live),
-            store,
+            shared,
             responder,
             metrics,
             portal,
@@ -132,14 +158,44 @@ impl App {
     /// Swap in the reloadable parts of `config`. Identities cached under the
     /// old configuration are dropped with it (a fresh cache comes along).
     pub fn reload(&self, config: &Config) {
-        let live = compile_live(config, self.metrics.clone(), self.store.clone());
+        let live = compile_live(config, &self.shared);
         self.live.store(Arc::new(live));
+    }
+
+    pub fn regulator(&self) -> &Arc<Regulator> {
+        &self.shared.regulator
+    }
+
+    pub fn issuers(&self) -> &Arc<TrustedIssuers> {
+        &self.shared.authn.issuers
     }
 
     /// Is `path` answered by the portal?
     pub fn is_portal_path(&self, path: &str) -> bool {
         path.strip_prefix(self.prefix.as_str())
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// The client's address: the peer's, or — when the peer is a trusted
+    /// proxy — the nearest untrusted hop of `X-Forwarded-For`.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &http::HeaderMap) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.is_trusted_proxy(peer) {
+            return Some(peer);
+        }
+        let hops: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|hop| hop.trim().parse().ok())
+            .collect();
+        hops.iter()
+            .rev()
+            .find(|ip| !self.is_trusted_proxy(**ip))
+            .or(hops.first())
+            .copied()
+            .or(Some(peer))
     }
 
     /// Are `X-Forwarded-*` headers from `ip` believed?

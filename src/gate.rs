@@ -4,11 +4,13 @@
 //! `explain` share the same policy), so they can never disagree.
 
 use crate::authn::{Authenticator, AuthnError, CacheOutcome};
-use crate::credentials::{self, CredentialError, CredentialSource};
+use crate::credentials::{self, Credential, CredentialError, CredentialSource};
 use crate::identity::Identity;
 use crate::metrics::{DecisionLabel, Metrics};
 use crate::policy::{decide, normalize_path, Access, PathError, Policy, Target, Verdict};
+use crate::regulation::{Banned, Regulator};
 use http::{HeaderMap, Method};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +23,8 @@ pub struct RequestView<'a> {
     /// Path as received (no query).
     pub path: &'a str,
     pub headers: &'a HeaderMap,
+    /// The client's address (after trusted proxies), for regulation.
+    pub client_ip: Option<IpAddr>,
 }
 
 /// A request that may pass.
@@ -43,6 +47,8 @@ pub enum Denial {
     Unauthenticated(Unauthenticated),
     /// Known (or not), but not permitted (403).
     Forbidden { rule: String, requirement: String },
+    /// Too many failed sign-ins by this user or address (429).
+    TooManyAttempts(Banned),
 }
 
 /// Why nobody is known.
@@ -61,11 +67,25 @@ pub struct Gate {
     authn: Authenticator,
     metrics: Arc<Metrics>,
     cookie_name: String,
+    regulator: Arc<Regulator>,
 }
 
-enum AuthFailure {
+/// Why no identity was established.
+#[derive(Debug, Clone)]
+pub enum AuthFailure {
     Malformed(CredentialError),
     Unauthenticated(Unauthenticated),
+    Banned(Banned),
+}
+
+impl From<AuthFailure> for Denial {
+    fn from(f: AuthFailure) -> Denial {
+        match f {
+            AuthFailure::Malformed(e) => Denial::Malformed(e),
+            AuthFailure::Unauthenticated(u) => Denial::Unauthenticated(u),
+            AuthFailure::Banned(b) => Denial::TooManyAttempts(b),
+        }
+    }
 }
 
 impl Gate {
@@ -74,13 +94,19 @@ impl Gate {
         authn: Authenticator,
         metrics: Arc<Metrics>,
         cookie_name: String,
+        regulator: Arc<Regulator>,
     ) -> Self {
         Gate {
             policy,
             authn,
             metrics,
             cookie_name,
+            regulator,
         }
+    }
+
+    pub fn regulator(&self) -> &Regulator {
+        &self.regulator
     }
 
     pub fn policy(&self) -> &Policy {
@@ -101,6 +127,7 @@ impl Gate {
             Err(Denial::BadPath(_) | Denial::Malformed(_)) => DecisionLabel::BadRequest,
             Err(Denial::Unauthenticated(_)) => DecisionLabel::Unauthenticated,
             Err(Denial::Forbidden { .. }) => DecisionLabel::Forbidden,
+            Err(Denial::TooManyAttempts(_)) => DecisionLabel::Regulated,
         };
         let method = outcome
             .as_ref()
@@ -120,7 +147,7 @@ impl Gate {
             path: &path,
         };
         let rule = self.policy.matching(&target);
-        let auth = self.authenticate(view.headers).await;
+        let auth = self.identify(view.headers, view.client_ip).await;
         if rule.access == Access::Public {
             // Public paths still tell the app who is asking, when they can.
             return Ok(match auth {
@@ -136,11 +163,8 @@ impl Gate {
         }
         let found = match auth {
             Ok(found) => found,
-            Err(AuthFailure::Malformed(e)) => return Err(Denial::Malformed(e)),
-            Err(AuthFailure::Unauthenticated(u)) if rule.access != Access::Deny => {
-                return Err(Denial::Unauthenticated(u))
-            }
-            Err(AuthFailure::Unauthenticated(_)) => None,
+            Err(AuthFailure::Unauthenticated(_)) if rule.access == Access::Deny => None,
+            Err(failure) => return Err(failure.into()),
         };
         let decision = decide(rule, found.as_ref().map(|(id, _)| id.as_ref()));
         match decision.verdict {
@@ -156,10 +180,14 @@ impl Gate {
         }
     }
 
-    /// Try each presented credential in order; the first that verifies wins.
-    async fn authenticate(
+    /// Who is asking, whatever the path: try each presented credential in
+    /// order; the first that verifies wins. Passwords (Basic) are regulated:
+    /// a banned user or address is refused before any verification, and a
+    /// wrong password counts against both.
+    pub async fn identify(
         &self,
         headers: &HeaderMap,
+        client_ip: Option<IpAddr>,
     ) -> Result<Option<(Arc<Identity>, CredentialSource)>, AuthFailure> {
         let presented = match credentials::extract(headers, &self.cookie_name) {
             Ok(p) => p,
@@ -172,6 +200,11 @@ impl Gate {
         };
         let mut first_error = None;
         for cred in &presented {
+            if let Credential::Basic(b) = cred {
+                self.regulator
+                    .check(&b.username, client_ip)
+                    .map_err(AuthFailure::Banned)?;
+            }
             match self.authn.authenticate(cred).await {
                 Ok((id, outcome)) => {
                     self.metrics.cache(outcome == CacheOutcome::Hit);
@@ -179,6 +212,9 @@ impl Gate {
                 }
                 Err(e) => {
                     self.metrics.cache(false);
+                    if let (Credential::Basic(b), AuthnError::InvalidCredentials) = (cred, &e) {
+                        self.regulator.failed(&b.username, client_ip).await;
+                    }
                     first_error.get_or_insert(e);
                 }
             }

@@ -73,6 +73,8 @@ pub struct Identity {
     pub expires_at: Option<SystemTime>,
     /// Hash of the session id, for sessions (revocation finds it by this).
     pub session: Option<String>,
+    /// `jti` of a Gatehouse token (revocation finds it by this).
+    pub token_id: Option<String>,
     values: [HeaderValue; 6],
 }
 
@@ -111,6 +113,7 @@ impl Identity {
             method,
             expires_at,
             session: None,
+            token_id: None,
             values,
         }
     }
@@ -119,6 +122,14 @@ impl Identity {
     pub fn for_session(mut self, id_hash: String, recheck_at: SystemTime) -> Identity {
         self.session = Some(id_hash);
         self.expires_at = Some(recheck_at);
+        self
+    }
+
+    /// The identity of a Gatehouse token: trusted until it expires (or is
+    /// revoked, which the change feed reports).
+    pub fn for_token(mut self, jti: String, expires_at: SystemTime) -> Identity {
+        self.token_id = Some(jti);
+        self.expires_at = Some(expires_at);
         self
     }
 

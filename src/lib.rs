@@ -3,7 +3,8 @@
 //! A request flows through the modules in this order:
 //! [`config`] (compiled once) → [`credentials`] (parse) → [`authn`] (verify
 //! into an [`identity::Identity`], through the cache, then the [`directory`]
-//! and the [`store`]) → [`policy`] (decide),
+//! and the [`store`]; bearer JWTs through [`tokens`]) → [`policy`] (decide),
+//! with [`regulation`] refusing password guessers first,
 //! joined up by [`gate`] → [`respond`] (denials) or [`upstream::headers`]
 //! (identity headers for the app). [`proxy`] is the Pingora glue, [`portal`]
 //! the pages and API under the prefix, [`server`] the assembly.
@@ -21,7 +22,9 @@ pub mod policy;
 pub mod portal;
 pub mod proxy;
 pub mod redirect;
+pub mod regulation;
 pub mod respond;
 pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod upstream;

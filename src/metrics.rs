@@ -17,15 +17,17 @@ pub enum DecisionLabel {
     Forbidden,
     BadRequest,
     Portal,
+    Regulated,
 }
 
-const DECISIONS: [&str; 6] = [
+const DECISIONS: [&str; 7] = [
     "allow",
     "public",
     "unauthenticated",
     "forbidden",
     "bad_request",
     "portal",
+    "regulated",
 ];
 const METHODS: [&str; 5] = ["none", "session", "basic", "api_key", "jwt"];
 

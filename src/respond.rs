@@ -87,6 +87,11 @@ impl Responder {
         }
     }
 
+    /// The `WWW-Authenticate` challenge of every 401.
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        Some(self.www_authenticate.clone())
+    }
+
     /// `{public_url}{p}/login`, with `?rd=` when there is somewhere to return to.
     pub fn login_location(&self, return_to: Option<&str>) -> String {
         match return_to {
@@ -115,6 +120,7 @@ impl Responder {
                 asker.browser,
             ),
             Denial::Unauthenticated(why) => self.unauthenticated(why, asker),
+            Denial::TooManyAttempts(banned) => self.too_many_attempts(*banned, asker.browser),
             Denial::Forbidden { requirement, .. } => self.error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -164,6 +170,21 @@ impl Responder {
         reply
             .headers
             .push((WWW_AUTHENTICATE, self.www_authenticate.clone()));
+        reply
+    }
+
+    /// 429 with `Retry-After`, for a banned user or address.
+    pub fn too_many_attempts(&self, banned: crate::regulation::Banned, browser: bool) -> Reply {
+        let secs = banned.retry_after.as_secs().max(1);
+        let mut reply = self.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            &format!("too many failed sign-in attempts; try again in {secs} seconds"),
+            browser,
+        );
+        reply
+            .headers
+            .push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
         reply
     }
 

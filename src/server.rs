@@ -10,6 +10,7 @@ use crate::config::{Config, UpstreamTarget};
 use crate::metrics::Metrics;
 use crate::proxy::GatehouseProxy;
 use crate::store::{Store, StoredUser};
+use crate::tokens::{KeyMaterial, TokenService};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TcpSocketOptions;
@@ -106,8 +107,25 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let first_change = store_runtime
         .block_on(store.last_change_id())
         .map_err(|e| e.to_string())?;
-    let app = App::new(config, metrics.clone(), echo_addr, Some(store.clone()))?;
+    let tokens = store_runtime.block_on(token_service(&config, &store))?;
+    let app = App::new(
+        config,
+        metrics.clone(),
+        echo_addr,
+        Some(store.clone()),
+        Arc::new(tokens),
+        Some(store_runtime.handle().clone()),
+    )?;
+    store_runtime.block_on(app.regulator().sync());
+    let issuers = app.issuers().clone();
+    store_runtime.spawn(async move { issuers.prefetch().await });
     store_runtime.spawn(follow_changes(store.clone(), app.clone(), first_change));
+    let keep = app
+        .regulator()
+        .settings()
+        .find_time
+        .max(std::time::Duration::from_secs(3600));
+    store_runtime.spawn(housekeeping(store.clone(), keep));
     if let Some(path) = config_path {
         // Registered now, so a SIGHUP right after start cannot kill the process.
         let hangup = {
@@ -184,6 +202,50 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     server.run_forever()
 }
 
+/// The token service: configured keys, else the store's generated key
+/// (made on first start, shared by every replica, kept across restarts).
+async fn token_service(config: &Config, store: &Store) -> Result<TokenService, String> {
+    if !config.tokens.keys.is_empty() {
+        return Ok(TokenService::new(
+            &config.tokens,
+            config.tokens.keys.clone(),
+        ));
+    }
+    let mut stored = store.signing_keys().await.map_err(|e| e.to_string())?;
+    if stored.is_empty() {
+        let (kid, pem) = KeyMaterial::generate()?;
+        store
+            .add_first_signing_key(&kid, &pem)
+            .await
+            .map_err(|e| e.to_string())?;
+        stored = store.signing_keys().await.map_err(|e| e.to_string())?;
+        tracing::info!("generated a token signing key (kept in the store; configure tokens.keys to manage keys yourself)");
+    }
+    let keys = stored
+        .iter()
+        .map(|(kid, pem)| {
+            KeyMaterial::from_private_pem(kid, pem)
+                .map_err(|e| format!("stored signing key `{kid}` {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TokenService::new(&config.tokens, keys))
+}
+
+/// Delete expired sessions, revoked tokens past their expiry, ended bans,
+/// and failures and feed entries nobody can need any more.
+async fn housekeeping(store: Store, keep: std::time::Duration) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = crate::store::unix_now();
+        // `keep` is at least regulation's find_time, and at least an hour:
+        // feed entries that old were read by every live replica.
+        if let Err(e) = store.purge(now, now - keep.as_secs() as i64).await {
+            tracing::debug!(error = %e, "housekeeping failed");
+        }
+    }
+}
+
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -254,6 +316,8 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
                     match change.kind.as_str() {
                         "user" => authn.invalidate_user(&change.subject),
                         "session" => authn.invalidate_session(&change.subject),
+                        "token" => authn.invalidate_token(&change.subject),
+                        "ban" => app.regulator().sync().await,
                         _ => {}
                     }
                 }

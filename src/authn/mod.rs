@@ -15,6 +15,8 @@ use crate::identity::{AuthMethod, Identity, UserKind};
 use crate::metrics::Metrics;
 use crate::policy::PermissionSet;
 use crate::store::Store;
+use crate::tokens::external::TrustedIssuers;
+use crate::tokens::{TokenError, TokenService};
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -30,8 +32,8 @@ pub enum AuthnError {
     InvalidApiKey,
     #[error("API keys start with `gh_`")]
     UnknownKeyFormat,
-    #[error("bearer tokens other than Gatehouse API keys are not accepted")]
-    UnsupportedToken,
+    #[error("{0}")]
+    Token(TokenError),
     #[error("the account is disabled")]
     Disabled,
     #[error("the credential has expired")]
@@ -50,7 +52,9 @@ impl AuthnError {
         match self {
             AuthnError::InvalidCredentials => "invalid_credentials",
             AuthnError::InvalidApiKey | AuthnError::UnknownKeyFormat => "invalid_api_key",
-            AuthnError::UnsupportedToken => "invalid_token",
+            AuthnError::Token(TokenError::Expired) => "token_expired",
+            AuthnError::Token(TokenError::Revoked) => "token_revoked",
+            AuthnError::Token(_) => "invalid_token",
             AuthnError::Disabled => "account_disabled",
             AuthnError::Expired => "credential_expired",
             AuthnError::Internal => "internal_error",
@@ -76,6 +80,18 @@ pub struct Authenticator {
     metrics: Arc<Metrics>,
     store: Option<Store>,
     session_idle: Duration,
+    tokens: Arc<TokenService>,
+    issuers: Arc<TrustedIssuers>,
+}
+
+/// What the authenticator needs besides the directory: built once at start
+/// and kept across reloads (keys, fetched JWKS).
+#[derive(Clone)]
+pub struct AuthnServices {
+    pub metrics: Arc<Metrics>,
+    pub store: Option<Store>,
+    pub tokens: Arc<TokenService>,
+    pub issuers: Arc<TrustedIssuers>,
 }
 
 impl Authenticator {
@@ -83,10 +99,15 @@ impl Authenticator {
         directory: Arc<Directory>,
         ttl: Duration,
         max_entries: u64,
-        metrics: Arc<Metrics>,
-        store: Option<Store>,
+        services: AuthnServices,
         session_idle: Duration,
     ) -> Self {
+        let AuthnServices {
+            metrics,
+            store,
+            tokens,
+            issuers,
+        } = services;
         use rand::RngCore;
         let mut cache_key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut cache_key);
@@ -102,7 +123,13 @@ impl Authenticator {
             metrics,
             store,
             session_idle,
+            tokens,
+            issuers,
         }
+    }
+
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
     }
 
     pub fn directory(&self) -> &Directory {
@@ -160,7 +187,7 @@ impl Authenticator {
         match cred {
             Credential::Basic(b) => self.verify_basic(b).await,
             Credential::ApiKey(k) => self.verify_api_key(k),
-            Credential::Bearer(_) => Err(AuthnError::UnsupportedToken),
+            Credential::Bearer(t) => self.verify_jwt(&t.0).await,
             Credential::Session(c) => self.verify_session(&c.0).await,
         }
     }
@@ -193,6 +220,109 @@ impl Authenticator {
         let recheck_at = std::time::UNIX_EPOCH + Duration::from_secs(recheck.max(0) as u64);
         let identity = self.directory.identity_of(&user, AuthMethod::Session);
         Ok(Arc::new(identity.for_session(id_hash, recheck_at)))
+    }
+
+    /// A bearer JWT: ours (checked for revocation and a still-enabled user),
+    /// or a trusted issuer's.
+    async fn verify_jwt(&self, token: &str) -> Result<Arc<Identity>, AuthnError> {
+        let peek = crate::tokens::peek(token).map_err(AuthnError::Token)?;
+        let iss = peek.iss.as_deref().unwrap_or_default();
+        if iss != self.tokens.issuer() {
+            if self.issuers.knows(iss) {
+                let claims = self
+                    .issuers
+                    .verify(token, &peek)
+                    .await
+                    .map_err(AuthnError::Token)?;
+                return Ok(Arc::new(self.external_identity(claims)));
+            }
+            return Err(AuthnError::Token(TokenError::UnknownIssuer));
+        }
+        let claims = self
+            .tokens
+            .verify(token, &peek)
+            .map_err(AuthnError::Token)?;
+        if let Some(store) = &self.store {
+            let revoked = store.is_token_revoked(&claims.jti).await.map_err(|e| {
+                tracing::error!(error = %e, "revocation check failed");
+                AuthnError::Unavailable
+            })?;
+            if revoked {
+                return Err(AuthnError::Token(TokenError::Revoked));
+            }
+        }
+        let user = self
+            .find_user(&claims.sub)
+            .await?
+            .ok_or(AuthnError::Token(TokenError::Revoked))?;
+        if user.status == UserStatus::Disabled {
+            return Err(AuthnError::Disabled);
+        }
+        let expires = std::time::UNIX_EPOCH + Duration::from_secs(claims.exp.max(0) as u64);
+        let identity = self.directory.identity_of(&user, AuthMethod::Jwt);
+        Ok(Arc::new(identity.for_token(claims.jti, expires)))
+    }
+
+    /// The identity an external token describes; its role is the first
+    /// claimed value that names a configured role.
+    fn external_identity(&self, claims: crate::tokens::external::ExternalClaims) -> Identity {
+        let roles = &self.directory.roles;
+        let role = claims
+            .role_candidates
+            .iter()
+            .find(|r| roles.contains(r))
+            .cloned()
+            .unwrap_or(claims.default_role);
+        let expires = std::time::UNIX_EPOCH + Duration::from_secs(claims.expires_at.max(0) as u64);
+        Identity::new(
+            claims.subject,
+            claims.email,
+            claims.name,
+            UserKind::User,
+            Some(role.clone()),
+            roles.permissions(&role),
+            AuthMethod::Jwt,
+            Some(expires),
+        )
+    }
+
+    /// Forget the cached identity of a revoked token.
+    pub fn invalidate_token(&self, jti: &str) {
+        let jti = jti.to_owned();
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, id| id.token_id.as_deref() == Some(jti.as_str()))
+        {
+            tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
+            self.cache.invalidate_all();
+        }
+    }
+
+    /// Look a user up by name or, failing that, by e-mail (sign-in forms
+    /// accept either). Unknown: `None`.
+    pub async fn find_login(&self, login: &str) -> Result<Option<UserRecord>, AuthnError> {
+        if let Some(u) = self.find_user(login).await? {
+            return Ok(Some(u));
+        }
+        if !login.contains('@') {
+            return Ok(None);
+        }
+        let lower = login.to_ascii_lowercase();
+        if let Some(u) = self.directory.users.values().find(|u| {
+            u.email
+                .as_deref()
+                .is_some_and(|e| e.to_ascii_lowercase() == lower)
+        }) {
+            return Ok(Some(u.clone()));
+        }
+        match &self.store {
+            Some(store) => store
+                .user_by_email(login)
+                .await
+                .map(|found| found.map(|s| s.record))
+                .map_err(|_| AuthnError::Unavailable),
+            None => Ok(None),
+        }
     }
 
     /// Forget the cached identity of a revoked session.

@@ -93,6 +93,9 @@ pub fn run(listen: &str) -> ExitCode {
     println!("  curl -u 'admin:{shown}' {url}/hello     # 200: the app sees Remote-User: admin");
     println!("  curl -H 'X-API-Key: {key}' {url}/admin/x  # 403: the key lacks admin:access");
     println!("  curl {url}/public/anything                 # public path");
+    println!("  curl -H 'Content-Type: application/json' -d '{{\"username\":\"admin\",\"password\":\"{shown}\"}}' {url}/_auth/api/login");
+    println!("                                             # a JWT for `Authorization: Bearer`");
+    println!("  browser: {url}/                        # sign-in page, then back with a session");
     println!();
     super::serve(config, None)
 }

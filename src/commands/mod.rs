@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ApikeyAction,
     },
+    /// Token signing keys for `tokens.keys`.
+    SigningKey {
+        #[command(subcommand)]
+        action: SigningKeyAction,
+    },
     /// Policy dry-run: which rule matches a request, and the decision.
     Explain {
         #[arg(short, long, env = "GATEHOUSE_CONFIG")]
@@ -68,6 +73,12 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ApikeyAction {
     /// Print a new random key and the `sha256:` hash to put under `api_keys`.
+    Generate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyAction {
+    /// Print a new Ed25519 private key (PKCS#8 PEM) for `tokens.keys[].private_key_file`.
     Generate,
 }
 
@@ -145,6 +156,19 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("Put the hash under `api_keys` in the config; the key is shown only now.");
             ExitCode::SUCCESS
         }
+        Command::SigningKey {
+            action: SigningKeyAction::Generate,
+        } => match crate::tokens::KeyMaterial::generate() {
+            Ok((kid, pem)) => {
+                print!("{pem}");
+                eprintln!("Save this to a file readable only by Gatehouse and list it under `tokens.keys` (suggested kid: {kid}).");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gatehouse: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Explain {
             config,
             method,

@@ -10,6 +10,9 @@ use crate::directory::{ApiKeyRecord, Directory, Roles, UserRecord, UserStatus};
 use crate::identity::{IdentityField, UserKind};
 use crate::policy::{Access, AccessRule, Permission, PermissionSet, Policy};
 use crate::redirect::RedirectPolicy;
+use crate::regulation::RegulationSettings;
+use crate::tokens::external::IssuerSettings;
+use crate::tokens::{KeyMaterial, TokenSettings};
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashSet};
@@ -33,6 +36,9 @@ pub struct Config {
     pub headers: HeaderSettings,
     pub cache: CacheSettings,
     pub redirect: RedirectPolicy,
+    pub tokens: TokenSettings,
+    pub trusted_issuers: Vec<IssuerSettings>,
+    pub regulation: RegulationSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +203,9 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         c.err("cache.max_entries", "must be at least 1");
     }
     let redirect = redirect(&mut c, raw.redirect, public_url.as_ref());
+    let tokens = tokens(&mut c, raw.tokens, public_url.as_ref());
+    let trusted_issuers = trusted_issuers(&mut c, raw.trusted_issuers, &roles);
+    let regulation = regulation(&mut c, raw.regulation);
     Some(Config {
         server: server?,
         public_url: public_url?,
@@ -213,6 +222,9 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         headers,
         cache,
         redirect: redirect?,
+        tokens,
+        trusted_issuers,
+        regulation,
     })
 }
 
@@ -403,7 +415,8 @@ fn roles(c: &mut Checker, raw: BTreeMap<String, Vec<String>>) -> Roles {
     Roles::new(map)
 }
 
-fn valid_name(s: &str) -> bool {
+/// Names of users, roles, keys: 1-128 letters, digits, `_-.@`.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes()
@@ -768,4 +781,166 @@ fn session(c: &mut Checker, raw: raw::RawSession, public_url: Option<&Url>) -> S
             .secure
             .unwrap_or_else(|| public_url.is_none_or(|u| u.scheme() == "https")),
     }
+}
+
+fn tokens(c: &mut Checker, raw: raw::RawTokens, public_url: Option<&Url>) -> TokenSettings {
+    let default_issuer = public_url.map_or(String::new(), |u| {
+        u.as_str().trim_end_matches('/').to_owned()
+    });
+    let issuer = raw.issuer.unwrap_or(default_issuer);
+    if issuer.is_empty() {
+        c.err("tokens.issuer", "must not be empty");
+    }
+    let audience = raw.audience.unwrap_or_else(|| issuer.clone());
+    let ttl = c.duration(
+        "tokens.ttl",
+        raw.ttl.as_deref(),
+        Duration::from_secs(24 * 3600),
+    );
+    if ttl < Duration::from_secs(60) {
+        c.err("tokens.ttl", "must be at least one minute");
+    }
+    let mut keys: Vec<KeyMaterial> = Vec::new();
+    for (i, k) in raw.keys.iter().enumerate() {
+        let at = |f: &str| format!("tokens.keys[{i}].{f}");
+        if !valid_name(&k.kid) || keys.iter().any(|o| o.kid == k.kid) {
+            c.err(
+                &at("kid"),
+                format!("`{}` must be a unique id of letters, digits, `_-.@`", k.kid),
+            );
+        }
+        let parsed = match (&k.private_key, &k.public_key) {
+            (Some(pem), None) => {
+                KeyMaterial::from_private_pem(&k.kid, pem).map_err(|e| (at("private_key"), e))
+            }
+            (None, Some(pem)) => {
+                KeyMaterial::from_public_pem(&k.kid, pem).map_err(|e| (at("public_key"), e))
+            }
+            _ => Err((
+                format!("tokens.keys[{i}]"),
+                "give `private_key` (or `private_key_file`) to sign, or `public_key` for a retired key"
+                    .to_owned(),
+            )),
+        };
+        match parsed {
+            Ok(key) => keys.push(key),
+            Err((path, e)) => c.err(&path, e),
+        }
+    }
+    if !raw.keys.is_empty() && raw.keys.iter().all(|k| k.private_key.is_none()) {
+        c.err(
+            "tokens.keys",
+            "at least one key needs a `private_key` to sign with",
+        );
+    }
+    TokenSettings {
+        issuer,
+        audience,
+        ttl,
+        keys,
+    }
+}
+
+fn trusted_issuers(
+    c: &mut Checker,
+    raw: Vec<raw::RawTrustedIssuer>,
+    roles: &Roles,
+) -> Vec<IssuerSettings> {
+    use jsonwebtoken::Algorithm;
+    let mut out: Vec<IssuerSettings> = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        let at = |f: &str| format!("trusted_issuers[{i}].{f}");
+        if t.issuer.is_empty() || out.iter().any(|o| o.issuer == t.issuer) {
+            c.err(&at("issuer"), "must be a non-empty issuer, listed once");
+        }
+        let audience = t.audience.map(raw::OneOrMany::into_vec).unwrap_or_default();
+        if audience.is_empty() {
+            c.err(
+                &at("audience"),
+                "is required: tokens meant for other applications must not open this one",
+            );
+        }
+        let jwks_url = t.jwks_url.as_deref().and_then(|u| match Url::parse(u) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+            _ => {
+                c.err(&at("jwks_url"), format!("`{u}` is not an http(s) URL"));
+                None
+            }
+        });
+        if t.jwks_url.is_none() && Url::parse(&t.issuer).is_err() {
+            c.err(
+                &at("jwks_url"),
+                "is required when `issuer` is not a URL to discover it from",
+            );
+        }
+        let mut algorithms = Vec::new();
+        for (j, a) in t
+            .algorithms
+            .unwrap_or_else(|| vec!["RS256".into()])
+            .iter()
+            .enumerate()
+        {
+            match a.parse::<Algorithm>() {
+                Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) | Err(_) => c.err(
+                    &format!("trusted_issuers[{i}].algorithms[{j}]"),
+                    format!(
+                        "`{a}` must be an asymmetric JWS algorithm (RS256, PS256, ES256, EdDSA, …)"
+                    ),
+                ),
+                Ok(alg) => algorithms.push(alg),
+            }
+        }
+        if algorithms.is_empty() {
+            algorithms.push(Algorithm::RS256);
+        }
+        let default_role = t.default_role.unwrap_or_else(|| "user".into());
+        if !roles.contains(&default_role) {
+            c.err(
+                &at("default_role"),
+                format!("role `{default_role}` is not defined under `roles`"),
+            );
+        }
+        for (claim, role) in &t.role_map {
+            if !roles.contains(role) {
+                c.err(
+                    &format!("trusted_issuers[{i}].role_map.{claim}"),
+                    format!("role `{role}` is not defined under `roles`"),
+                );
+            }
+        }
+        let leeway = c.duration(&at("leeway"), t.leeway.as_deref(), Duration::from_secs(5));
+        out.push(IssuerSettings {
+            issuer: t.issuer,
+            audience,
+            jwks_url,
+            algorithms,
+            username_claim: t.username_claim.unwrap_or_else(|| "sub".into()),
+            roles_claim: t.roles_claim,
+            role_map: t.role_map,
+            default_role,
+            leeway,
+        });
+    }
+    out
+}
+
+fn regulation(c: &mut Checker, raw: raw::RawRegulation) -> RegulationSettings {
+    let d = RegulationSettings::default();
+    let settings = RegulationSettings {
+        max_retries: raw.max_retries.unwrap_or(d.max_retries),
+        max_retries_per_ip: raw.max_retries_per_ip.unwrap_or(d.max_retries_per_ip),
+        find_time: c.duration(
+            "regulation.find_time",
+            raw.find_time.as_deref(),
+            d.find_time,
+        ),
+        ban_time: c.duration("regulation.ban_time", raw.ban_time.as_deref(), d.ban_time),
+    };
+    if settings.max_retries > 0 && (settings.find_time.is_zero() || settings.ban_time.is_zero()) {
+        c.err(
+            "regulation",
+            "find_time and ban_time must be longer than zero",
+        );
+    }
+    settings
 }

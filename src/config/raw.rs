@@ -49,6 +49,15 @@ pub struct RawConfig {
     /// Where `rd` may send a user after login.
     #[serde(default)]
     pub redirect: RawRedirect,
+    /// Gatehouse's own JWTs: issuer, lifetime, signing keys.
+    #[serde(default)]
+    pub tokens: RawTokens,
+    /// External issuers whose bearer JWTs are accepted.
+    #[serde(default)]
+    pub trusted_issuers: Vec<RawTrustedIssuer>,
+    /// Limits on failed sign-ins.
+    #[serde(default)]
+    pub regulation: RawRegulation,
 }
 
 /// `server:`
@@ -240,4 +249,74 @@ pub struct RawRedirect {
     /// Extra domains (and their subdomains) `rd` may point to.
     #[serde(default)]
     pub allowed_domains: Vec<String>,
+}
+
+/// `tokens:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    /// `iss` of issued tokens (default: `public_url` without the trailing `/`).
+    pub issuer: Option<String>,
+    /// `aud` of issued tokens (default: the issuer).
+    pub audience: Option<String>,
+    /// Token lifetime (default `24h`).
+    pub ttl: Option<String>,
+    /// Signing keys: the first with a private key signs, every one verifies
+    /// and is published. None: a key is generated and kept in the store.
+    #[serde(default)]
+    pub keys: Vec<RawSigningKey>,
+}
+
+/// One Ed25519 signing key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigningKey {
+    /// Key id (`kid` header and JWKS entry).
+    pub kid: String,
+    /// PKCS#8 PEM private key (`gatehouse signing-key generate`); usually
+    /// given as `private_key_file`.
+    pub private_key: Option<String>,
+    /// SPKI PEM public key of a retired key: verifies, never signs.
+    pub public_key: Option<String>,
+}
+
+/// One external issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrustedIssuer {
+    /// Expected `iss`, exactly.
+    pub issuer: String,
+    /// Accepted `aud` value(s).
+    pub audience: Option<OneOrMany>,
+    /// JWKS URL (default: `jwks_uri` from `{issuer}/.well-known/openid-configuration`).
+    pub jwks_url: Option<String>,
+    /// Accepted `alg` values (default `[RS256]`); anything else is refused.
+    pub algorithms: Option<Vec<String>>,
+    /// Claim naming the user (default `sub`).
+    pub username_claim: Option<String>,
+    /// Claim holding role names (a string or a list); none: `default_role`.
+    pub roles_claim: Option<String>,
+    /// Claim value → Gatehouse role, for values that are not role names.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// Role when no claim value names one (default `user`).
+    pub default_role: Option<String>,
+    /// Clock skew allowed on `exp`/`nbf` (default `5s`).
+    pub leeway: Option<String>,
+}
+
+/// `regulation:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegulation {
+    /// Failed sign-ins of one user name within `find_time` that ban it
+    /// (default 5; 0 turns regulation off).
+    pub max_retries: Option<u32>,
+    /// Failed sign-ins from one client IP within `find_time` that ban it
+    /// (default 100).
+    pub max_retries_per_ip: Option<u32>,
+    /// The window failures are counted in (default `5m`).
+    pub find_time: Option<String>,
+    /// How long a ban lasts (default `15m`).
+    pub ban_time: Option<String>,
 }

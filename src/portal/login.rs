@@ -1,9 +1,10 @@
 //! The sign-in and sign-out pages: server-rendered forms, CSRF-protected by a
 //! double-submit cookie, sessions created with a fresh id at every login.
 
-use super::PortalState;
+use super::api::{sign_in, SignInFailure};
+use super::{ClientIp, PortalState};
 use crate::app::Live;
-use crate::authn::{new_session_id, session_id_hash, AuthnError};
+use crate::authn::{new_session_id, session_id_hash};
 use crate::credentials::cookie_values;
 use crate::identity::UserKind;
 use crate::store::{unix_now, SessionRecord};
@@ -41,6 +42,17 @@ pub(super) struct LogoutForm {
     csrf: String,
 }
 
+/// `Set-Cookie` that removes the session cookie.
+pub(super) fn clear_session_cookie(live: &Live) -> String {
+    cookie(live, &live.session.cookie_name, "", 0, "/", true)
+}
+
+/// `Set-Cookie` for a new session id.
+pub(super) fn session_cookie(live: &Live, id: &str) -> String {
+    let lifetime = live.session.lifetime.as_secs() as i64;
+    cookie(live, &live.session.cookie_name, id, lifetime, "/", true)
+}
+
 /// `Set-Cookie` value.
 fn cookie(live: &Live, name: &str, value: &str, max_age: i64, path: &str, lax: bool) -> String {
     let mut c = format!(
@@ -64,7 +76,11 @@ fn first_cookie<'h>(headers: &'h HeaderMap, name: &'h str) -> Option<&'h str> {
 }
 
 /// The CSRF token already set, or a new one (with the header to set it).
-fn csrf_token(s: &PortalState, live: &Live, headers: &HeaderMap) -> (String, Option<String>) {
+pub(super) fn csrf_token(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+) -> (String, Option<String>) {
     match first_cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 43) {
         Some(t) => (t.to_owned(), None),
         None => {
@@ -75,13 +91,24 @@ fn csrf_token(s: &PortalState, live: &Live, headers: &HeaderMap) -> (String, Opt
     }
 }
 
-/// Form token equals cookie token, and the request comes from our own origin.
-fn csrf_ok(s: &PortalState, headers: &HeaderMap, form_token: &str) -> bool {
+/// The request does not come from another site: its `Origin` (when sent)
+/// is ours, and the browser does not call it cross-site.
+pub(super) fn same_origin(s: &PortalState, headers: &HeaderMap) -> bool {
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         let ours = s.redirect.public_url().origin().ascii_serialization();
         if origin != ours {
             return false;
         }
+    }
+    headers
+        .get("sec-fetch-site")
+        .is_none_or(|v| v.as_bytes() != b"cross-site")
+}
+
+/// Form token equals cookie token, and the request comes from our own origin.
+pub(super) fn csrf_ok(s: &PortalState, headers: &HeaderMap, form_token: &str) -> bool {
+    if !same_origin(s, headers) {
+        return false;
     }
     match first_cookie(headers, CSRF_COOKIE) {
         Some(cookie) if !form_token.is_empty() => {
@@ -91,7 +118,7 @@ fn csrf_ok(s: &PortalState, headers: &HeaderMap, form_token: &str) -> bool {
     }
 }
 
-fn page(
+pub(super) fn page(
     s: &PortalState,
     status: StatusCode,
     template: &str,
@@ -126,24 +153,32 @@ fn uncached_with_cookies(mut resp: Response, set_cookies: &[String]) -> Response
     resp
 }
 
+/// What the sign-in page shows besides the form.
+#[derive(Default)]
+struct LoginView<'a> {
+    rd: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    setup_open: bool,
+}
+
 fn login_page_response(
     s: &PortalState,
     live: &Live,
     headers: &HeaderMap,
     status: StatusCode,
-    rd: &str,
-    username: &str,
-    error: Option<&str>,
+    view: LoginView<'_>,
 ) -> Response {
     let (csrf, set) = csrf_token(s, live, headers);
     let rd = s
         .redirect
-        .validate(rd)
+        .validate(view.rd)
         .map(String::from)
         .unwrap_or_default();
     let ctx = minijinja::context! {
         title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix,
-        csrf => csrf, rd => rd, username => username, error => error,
+        csrf => csrf, rd => rd, username => view.username, error => view.error,
+        setup_open => view.setup_open,
     };
     page(s, status, "login.html", ctx, set.as_slice())
 }
@@ -155,10 +190,16 @@ pub(super) async fn login_page(
     headers: HeaderMap,
 ) -> Response {
     let rd = q.rd.as_deref().unwrap_or("");
-    login_page_response(&s, &live, &headers, StatusCode::OK, rd, "", None)
+    let setup_open = super::setup::is_open(&s, &live).await.unwrap_or(false);
+    let view = LoginView {
+        rd,
+        setup_open,
+        ..LoginView::default()
+    };
+    login_page_response(&s, &live, &headers, StatusCode::OK, view)
 }
 
-fn see_other(location: &str, set_cookies: &[String]) -> Response {
+pub(super) fn see_other(location: &str, set_cookies: &[String]) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -166,7 +207,7 @@ fn see_other(location: &str, set_cookies: &[String]) -> Response {
     uncached_with_cookies(resp, set_cookies)
 }
 
-fn csrf_refused(s: &PortalState) -> Response {
+pub(super) fn csrf_refused(s: &PortalState) -> Response {
     s.responder.page(
         StatusCode::FORBIDDEN,
         "Form expired",
@@ -180,89 +221,82 @@ const BAD_LOGIN: &str = "Invalid username or password.";
 pub(super) async fn login_submit(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     if !csrf_ok(&s, &headers, &form.csrf) {
         return csrf_refused(&s);
     }
-    let authn = live.gate.authenticator();
-    let user = match authn
-        .verify_password(form.username.trim(), &form.password)
-        .await
-    {
+    let again = |status: StatusCode, message: &str| {
+        let view = LoginView {
+            rd: &form.rd,
+            username: &form.username,
+            error: Some(message),
+            setup_open: false,
+        };
+        login_page_response(&s, &live, &headers, status, view)
+    };
+    let user = match sign_in(&live, form.username.trim(), &form.password, ip).await {
         Ok(u) if u.kind == UserKind::User => u,
-        Ok(_) | Err(AuthnError::InvalidCredentials | AuthnError::Disabled) => {
-            return login_page_response(
-                &s,
-                &live,
-                &headers,
-                StatusCode::UNAUTHORIZED,
-                &form.rd,
-                &form.username,
-                Some(BAD_LOGIN),
-            );
+        // Machine accounts use Basic or API keys, never the page.
+        Ok(_) | Err(SignInFailure::Invalid | SignInFailure::Disabled) => {
+            return again(StatusCode::UNAUTHORIZED, BAD_LOGIN);
         }
-        Err(e) => {
-            tracing::error!(error = %e, "login failed for a reason of ours");
-            let msg = "Sign-in is unavailable right now. Try again shortly.";
-            return login_page_response(
-                &s,
-                &live,
-                &headers,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &form.rd,
-                &form.username,
-                Some(msg),
+        Err(SignInFailure::Banned(b)) => {
+            let mut resp = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many failed attempts. Try again in {} minutes.",
+                    b.retry_after.as_secs().div_ceil(60)
+                ),
             );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(b.retry_after.as_secs().max(1)),
+            );
+            return resp;
+        }
+        Err(SignInFailure::Unavailable) => {
+            return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
         }
     };
-    let Some(store) = &s.store else {
-        return login_page_response(
-            &s,
-            &live,
-            &headers,
-            StatusCode::SERVICE_UNAVAILABLE,
-            &form.rd,
-            &form.username,
-            Some("Sessions are not available."),
-        );
+    let Some(session_cookie) = start_session(&s, &live, &user.username).await else {
+        return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
     };
-    // Always a new id: whatever session cookie came in is never promoted.
-    let id = new_session_id();
-    let now = unix_now();
-    let lifetime = live.session.lifetime.as_secs() as i64;
-    let record = SessionRecord {
-        id_hash: session_id_hash(&id),
-        username: user.username.clone(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now + lifetime,
-        revoked: false,
-    };
-    if let Err(e) = store.create_session(record).await {
-        tracing::error!(error = %e, "cannot create a session");
-        return login_page_response(
-            &s,
-            &live,
-            &headers,
-            StatusCode::SERVICE_UNAVAILABLE,
-            &form.rd,
-            &form.username,
-            Some("Sign-in is unavailable right now. Try again shortly."),
-        );
-    }
-    if let Err(e) = store.record_login(&user.username, now).await {
-        tracing::debug!(error = %e, "last login not recorded");
-    }
-    tracing::info!(user = %user.username, "signed in");
     let target = s
         .redirect
         .validate(&form.rd)
         .map(String::from)
         .unwrap_or_else(|| s.redirect.public_url().to_string());
-    let session_cookie = cookie(&live, &live.session.cookie_name, &id, lifetime, "/", true);
     see_other(&target, &[session_cookie])
+}
+
+const UNAVAILABLE: &str = "Sign-in is unavailable right now. Try again shortly.";
+
+/// Create a session for `username` with a brand-new id (whatever session
+/// cookie came in is never promoted) and answer its `Set-Cookie`.
+pub(super) async fn start_session(s: &PortalState, live: &Live, username: &str) -> Option<String> {
+    let store = s.store.as_ref()?;
+    let id = new_session_id();
+    let now = unix_now();
+    let record = SessionRecord {
+        id_hash: session_id_hash(&id),
+        username: username.to_owned(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + live.session.lifetime.as_secs() as i64,
+        revoked: false,
+    };
+    if let Err(e) = store.create_session(record).await {
+        tracing::error!(error = %e, "cannot create a session");
+        return None;
+    }
+    if let Err(e) = store.record_login(username, now).await {
+        tracing::debug!(error = %e, "last login not recorded");
+    }
+    tracing::info!(user = %username, "signed in");
+    Some(session_cookie(live, &id))
 }
 
 pub(super) async fn logout_page(
@@ -299,6 +333,6 @@ pub(super) async fn logout_submit(
         }
         live.gate.authenticator().invalidate_session(&hash);
     }
-    let clear = cookie(&live, &live.session.cookie_name, "", 0, "/", true);
+    let clear = clear_session_cookie(&live);
     see_other(&format!("{}/login", s.prefix), &[clear])
 }

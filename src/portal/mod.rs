@@ -2,18 +2,25 @@
 //!
 //! An axum `Router`, called in-process by the proxy for paths under
 //! `portal.prefix`, so handlers use ordinary extractors while the hot path
-//! stays pure Pingora. Today: health, readiness, info and the sign-in page.
+//! stays pure Pingora: health, readiness, info, the sign-in and setup
+//! pages, and the JSON API for tokens.
 
+mod api;
 mod login;
+mod setup;
 
 use crate::redirect::RedirectPolicy;
 use crate::respond::Responder;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
+
+/// The client's address (after trusted proxies), as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
 
 /// What the portal handlers share.
 pub struct PortalState {
@@ -32,6 +39,7 @@ pub fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> 
     env.add_template("base.html", include_str!("../../templates/base.html"))?;
     env.add_template("login.html", include_str!("../../templates/login.html"))?;
     env.add_template("logout.html", include_str!("../../templates/logout.html"))?;
+    env.add_template("setup.html", include_str!("../../templates/setup.html"))?;
     Ok(env)
 }
 
@@ -46,7 +54,12 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route(
             "/logout",
             get(login::logout_page).post(login::logout_submit),
-        );
+        )
+        .route("/setup", get(setup::setup_page).post(setup::setup_submit))
+        .route("/api/login", post(api::login))
+        .route("/api/logout", post(api::logout))
+        .route("/api/me", get(api::me))
+        .route("/.well-known/jwks.json", get(api::jwks));
     Router::new()
         .nest(&prefix, routes)
         .fallback(not_found)

@@ -138,6 +138,10 @@ impl ProxyHttp for GatehouseProxy {
             portal_bridge::serve(session, app).await?;
             return Ok(true);
         }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let req = session.req_header();
         let host = host_without_port(host_header(req));
         let view = RequestView {
@@ -145,6 +149,7 @@ impl ProxyHttp for GatehouseProxy {
             host: &host,
             path: req.uri.path(),
             headers: &req.headers,
+            client_ip: app.client_ip(peer, &req.headers),
         };
         let live = app.live();
         let denial = match live.gate.check(&view).await {

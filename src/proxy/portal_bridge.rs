@@ -3,6 +3,7 @@
 
 use super::write_reply;
 use crate::app::App;
+use crate::portal::ClientIp;
 use crate::respond::Reply;
 use bytes::BytesMut;
 use http::StatusCode;
@@ -27,12 +28,18 @@ pub async fn serve(session: &mut Session, app: &App) -> Result<()> {
         }
         body.extend_from_slice(&chunk);
     }
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
     let head = session.req_header();
+    let client = ClientIp(app.client_ip(peer, &head.headers));
     let mut request = http::Request::builder()
         .method(head.method.clone())
         .uri(head.uri.clone())
         .version(head.version)
-        .extension(app.live());
+        .extension(app.live())
+        .extension(client);
     if let Some(headers) = request.headers_mut() {
         headers.extend(head.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     }

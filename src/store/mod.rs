@@ -1,4 +1,5 @@
-//! The store: users (and, next, sessions) in SQLite or PostgreSQL.
+//! The store: users, sessions, revoked tokens, signing keys and sign-in
+//! failures, in SQLite or PostgreSQL.
 //!
 //! One implementation over sqlx's `Any` driver serves both backends; only the
 //! migrations differ (`migrations/sqlite`, `migrations/postgres`), and one
@@ -33,6 +34,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("unsupported store URL `{0}` (use sqlite://PATH or postgres://…)")]
     BadUrl(String),
+    #[error("setup is closed: an enabled user exists")]
+    Closed,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
 }
@@ -244,11 +247,20 @@ impl Store {
     }
 
     pub async fn create_user(&self, user: NewUser) -> Result<StoredUser, StoreError> {
+        self.insert_user(user, "1 = 1").await
+    }
+
+    /// Insert `user` when `guard` (a SQL condition) holds; `Closed` otherwise.
+    async fn insert_user(
+        &self,
+        user: NewUser,
+        guard: &'static str,
+    ) -> Result<StoredUser, StoreError> {
         self.run(|pool| async move {
             let t = now();
             let sql = format!(
                 "INSERT INTO users (username, email, name, kind, status, role, password_hash, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'enabled', $5, $6, $7, $7) RETURNING {USER_COLUMNS}"
+                 SELECT $1, $2, $3, $4, 'enabled', $5, $6, $7, $7 WHERE {guard} RETURNING {USER_COLUMNS}"
             );
             let row = sqlx::query(&sql)
                 .bind(user.username.clone())
@@ -258,7 +270,7 @@ impl Store {
                 .bind(user.role.clone())
                 .bind(user.password_hash.clone())
                 .bind(t)
-                .fetch_one(&pool)
+                .fetch_optional(&pool)
                 .await
                 .map_err(|e| {
                     if is_unique_violation(&e) {
@@ -267,17 +279,29 @@ impl Store {
                         unavailable(e)
                     }
                 })?;
-            user_from_row(&row).map_err(unavailable)
+            match row {
+                Some(row) => user_from_row(&row).map_err(unavailable),
+                None => Err(StoreError::Closed),
+            }
         })
         .await
     }
 
     pub async fn user(&self, username: &str) -> Result<Option<StoredUser>, StoreError> {
-        let username = username.to_owned();
+        self.one_user("username = $1", username).await
+    }
+
+    /// The user matching `condition` (with `$1` bound to `value`), if any.
+    async fn one_user(
+        &self,
+        condition: &'static str,
+        value: &str,
+    ) -> Result<Option<StoredUser>, StoreError> {
+        let value = value.to_owned();
         self.run(|pool| async move {
-            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition}");
             let row = sqlx::query(&sql)
-                .bind(username)
+                .bind(value)
                 .fetch_optional(&pool)
                 .await
                 .map_err(unavailable)?;
@@ -468,6 +492,194 @@ impl Store {
                 .map_err(unavailable)?;
             record_change(&mut tx, "session", &id_hash).await?;
             tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// A user by e-mail address (case-insensitive), for sign-in by e-mail.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<StoredUser>, StoreError> {
+        self.one_user("LOWER(email) = LOWER($1)", email).await
+    }
+
+    /// Create `user` as an admin only while no enabled user exists (the
+    /// setup page); `Closed` once anyone else got there first.
+    pub async fn create_first_user(&self, user: NewUser) -> Result<StoredUser, StoreError> {
+        self.insert_user(
+            user,
+            "NOT EXISTS (SELECT 1 FROM users WHERE status = 'enabled')",
+        )
+        .await
+    }
+
+    /// Revoke a Gatehouse token everywhere (API logout). Kept until it
+    /// would have expired anyway.
+    pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let jti = jti.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            sqlx::query(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(jti.clone())
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            record_change(&mut tx, "token", &jti).await?;
+            tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let jti = jti.to_owned();
+        self.run(|pool| async move {
+            let row = sqlx::query("SELECT 1 AS n FROM revoked_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(&pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
+    /// The generated signing keys, oldest first: `(kid, PKCS#8 PEM)`.
+    pub async fn signing_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(|pool| async move {
+            let rows =
+                sqlx::query("SELECT kid, private_key FROM signing_keys ORDER BY created_at, kid")
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("kid")?, r.try_get("private_key")?)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Store a generated signing key unless one exists already (replicas
+    /// starting together all end up using the oldest).
+    pub async fn add_first_signing_key(&self, kid: &str, pem: &str) -> Result<(), StoreError> {
+        let (kid, pem) = (kid.to_owned(), pem.to_owned());
+        self.run(|pool| async move {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, private_key, created_at) \
+                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+            )
+            .bind(kid)
+            .bind(pem)
+            .bind(now())
+            .execute(&pool)
+            .await
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Record a failed sign-in of `subject`; answers how many it had since
+    /// `since` (this one included).
+    pub async fn record_failure(
+        &self,
+        subject: &str,
+        at: i64,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        let subject = subject.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
+                .bind(subject.clone())
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM login_failures WHERE subject = $1 AND at > $2",
+            )
+            .bind(subject)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            let n = row.try_get::<i64, _>("n").map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Forget the failures of `subject` (after a successful sign-in).
+    pub async fn clear_failures(&self, subject: &str) -> Result<(), StoreError> {
+        let subject = subject.to_owned();
+        self.run(|pool| async move {
+            sqlx::query("DELETE FROM login_failures WHERE subject = $1")
+                .bind(subject)
+                .execute(&pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Refuse `subject` until `until`, and tell every replica.
+    pub async fn ban(&self, subject: &str, until: i64) -> Result<(), StoreError> {
+        let subject = subject.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            sqlx::query(
+                "INSERT INTO bans (subject, until) VALUES ($1, $2) \
+                 ON CONFLICT (subject) DO UPDATE SET until = excluded.until",
+            )
+            .bind(subject.clone())
+            .bind(until)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            record_change(&mut tx, "ban", &subject).await?;
+            tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Bans still running at `now`: `(subject, until)`.
+    pub async fn active_bans(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.run(|pool| async move {
+            let rows = sqlx::query("SELECT subject, until FROM bans WHERE until > $1")
+                .bind(now)
+                .fetch_all(&pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("subject")?, r.try_get("until")?)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Delete what can no longer matter: expired sessions and revoked
+    /// tokens, bans that ended, failures and changes older than `before`.
+    pub async fn purge(&self, now: i64, before: i64) -> Result<(), StoreError> {
+        self.run(|pool| async move {
+            for (sql, t) in [
+                ("DELETE FROM sessions WHERE expires_at < $1", now),
+                ("DELETE FROM revoked_tokens WHERE expires_at < $1", now),
+                ("DELETE FROM bans WHERE until < $1", now),
+                ("DELETE FROM login_failures WHERE at < $1", before),
+                ("DELETE FROM changes WHERE at < $1", before),
+            ] {
+                sqlx::query(sql)
+                    .bind(t)
+                    .execute(&pool)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -294,4 +294,66 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} never happened");
+}
+
+/// Like [`postgres_database`], but prints the SKIP line itself when no
+/// server is configured.
+pub fn postgres_or_skip(test: &str) -> Option<String> {
+    let url = postgres_database(test);
+    if url.is_none() {
+        println!(
+            "SKIP {test}: GATEHOUSE_TEST_POSTGRES is not set, so the PostgreSQL half did not run"
+        );
+    }
+    url
+}
+
+/// The value a response sets for cookie `name`.
+pub fn set_cookie_value(r: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    r.headers().get_all("set-cookie").iter().find_map(|c| {
+        c.to_str()
+            .ok()?
+            .strip_prefix(&format!("{name}="))
+            .map(|v| v.split(';').next().unwrap_or("").to_owned())
+    })
+}
+
+/// GET a CSRF-protected page: (CSRF cookie, the form's CSRF token, the HTML).
+pub fn csrf_form(g: &Gatehouse, path: &str) -> (String, String, String) {
+    let r = client().get(g.url(path)).send().unwrap();
+    assert_eq!(r.status(), 200, "GET {path}");
+    let cookie = set_cookie_value(&r, "gatehouse_csrf").expect("a CSRF cookie");
+    let html = r.text().unwrap();
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF field")
+        .to_owned();
+    (cookie, token, html)
+}
+
+/// A config on `store_url` with the usual test listeners, plus `extra` YAML.
+pub fn store_yaml(store_url: &str, extra: &str) -> String {
+    format!(
+        "server:\n  listen: \"127.0.0.1:{{port}}\"\n  metrics_listen: \"127.0.0.1:{{metrics_port}}\"\npublic_url: \"http://127.0.0.1:{{port}}\"\nupstream:\n  url: \"echo:\"\nstore:\n  url: \"{store_url}\"\n{extra}"
+    )
+}
+
+/// `gatehouse user add NAME --password-stdin [extra args]` on `store_url`.
+pub fn add_store_user(store_url: &str, dir: &Path, name: &str, pw: &str, extra: &[&str]) {
+    let cli = dir.join("cli.yaml");
+    std::fs::write(
+        &cli,
+        store_yaml(store_url, "")
+            .replace("{port}", "1")
+            .replace("{metrics_port}", "2"),
+    )
+    .unwrap();
+    let mut args = vec!["user", "add", name, "--password-stdin", "-c"];
+    let cli = cli.display().to_string();
+    args.push(&cli);
+    args.extend_from_slice(extra);
+    let (code, _, err) = gatehouse_cmd(&args, Some(pw));
+    assert_eq!(code, 0, "{err}");
 }

@@ -1,0 +1,26 @@
+-- Revoked Gatehouse tokens (by jti), kept until the token would have expired anyway.
+CREATE TABLE revoked_tokens (
+    jti        TEXT    PRIMARY KEY,
+    expires_at INTEGER  NOT NULL
+);
+
+-- Token signing keys generated when the config names none (shared by replicas).
+CREATE TABLE signing_keys (
+    kid         TEXT    PRIMARY KEY,
+    private_key TEXT    NOT NULL,
+    created_at  INTEGER  NOT NULL
+);
+
+-- Failed sign-ins, per subject (`user:NAME` or `ip:ADDR`), for regulation.
+CREATE TABLE login_failures (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT    NOT NULL,
+    at      INTEGER  NOT NULL
+);
+CREATE INDEX login_failures_by_subject ON login_failures (subject, at);
+
+-- Subjects refused until a time, after too many failures.
+CREATE TABLE bans (
+    subject TEXT    PRIMARY KEY,
+    until   INTEGER  NOT NULL
+);

@@ -1,0 +1,371 @@
+//! The portal's JSON API for programs: sign in for a token, sign out
+//! (revoking the token or session used), who am I, and the public keys.
+//!
+//! Bodies are JSON only; a wrong content type is 415 and a malformed body
+//! 400, each with the usual `{"error", "message"}`.
+
+use super::{ClientIp, PortalState};
+use crate::app::Live;
+use crate::authn::AuthnError;
+use crate::credentials::CredentialSource;
+use crate::directory::UserRecord;
+use crate::gate::AuthFailure;
+use crate::identity::{AuthMethod, Identity};
+use crate::respond::Reply;
+use crate::store::unix_now;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// `{"error", "message"}` with a status.
+fn error(s: &PortalState, status: StatusCode, code: &str, message: &str) -> Response {
+    s.responder.json(status, code, message).into_response()
+}
+
+/// Parse a JSON body, or answer why not.
+pub(super) fn json_body<T: DeserializeOwned>(
+    s: &PortalState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Reply> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+        });
+    if !is_json {
+        return Err(s.responder.json(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        s.responder.json(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("the JSON body is not valid: {e}"),
+        )
+    })
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoginRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    #[allow(dead_code)] // two-factor authentication arrives with its issue
+    two_factor_code: Option<String>,
+}
+
+/// The `user` object of `api/login` and the body of `api/me`.
+fn user_json(id: Option<i64>, identity: &Identity, auth_method: &str) -> serde_json::Value {
+    let permissions: Vec<String> = identity.permissions.iter().map(|p| p.to_string()).collect();
+    serde_json::json!({
+        "id": id,
+        "username": identity.subject,
+        "email": identity.email,
+        "name": identity.name,
+        "type": identity.kind.as_str(),
+        "role": identity.role,
+        "permissions": permissions,
+        "two_factor_enabled": false,
+        "auth_method": auth_method,
+    })
+}
+
+/// The stored id of a user (`None` for users declared in the config file).
+async fn stored_id(s: &PortalState, username: &str) -> Option<i64> {
+    let store = s.store.as_ref()?;
+    store.user(username).await.ok().flatten().map(|u| u.id)
+}
+
+/// `POST api/login`: name (or e-mail) and password → a signed token.
+pub(super) async fn login(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: LoginRequest = match json_body(&s, &headers, &body) {
+        Ok(r) => r,
+        Err(reply) => return reply.into_response(),
+    };
+    let login = req
+        .username
+        .as_deref()
+        .or(req.email.as_deref())
+        .map(str::trim)
+        .unwrap_or("");
+    let password = req.password.as_deref().unwrap_or("");
+    if login.is_empty() || password.is_empty() {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`username` (or `email`) and `password` are required",
+        );
+    }
+    let user = match sign_in(&live, login, password, ip).await {
+        Ok(u) => u,
+        Err(failure) => return failure.into_response(&s),
+    };
+    let authn = live.gate.authenticator();
+    let now = unix_now();
+    let issued = match authn.tokens().issue(&user, now) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a token");
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "token_unavailable",
+                "tokens cannot be issued right now",
+            );
+        }
+    };
+    if let Some(store) = &s.store {
+        if let Err(e) = store.record_login(&user.username, now).await {
+            tracing::debug!(error = %e, "last login not recorded");
+        }
+    }
+    tracing::info!(user = %user.username, "token issued");
+    let identity = authn.directory().identity_of(&user, AuthMethod::Jwt);
+    let id = stored_id(&s, &user.username).await;
+    let expires_at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(issued.expires_at.max(0) as u64),
+    )
+    .to_string();
+    no_store(
+        Json(serde_json::json!({
+            "token": issued.token,
+            "token_type": "Bearer",
+            "expires_at": expires_at,
+            "expires_in": issued.expires_at - now,
+            "user": user_json(id, &identity, "jwt"),
+        }))
+        .into_response(),
+    )
+}
+
+/// Why a sign-in did not succeed, answered the same way by page and API.
+pub(super) enum SignInFailure {
+    /// Wrong name or password (never says which).
+    Invalid,
+    Disabled,
+    Banned(crate::regulation::Banned),
+    Unavailable,
+}
+
+impl SignInFailure {
+    fn into_response(self, s: &PortalState) -> Response {
+        match self {
+            SignInFailure::Invalid => error(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the user name or password is wrong",
+            ),
+            SignInFailure::Disabled => error(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "account_disabled",
+                "the account is disabled",
+            ),
+            SignInFailure::Banned(b) => s.responder.too_many_attempts(b, false).into_response(),
+            SignInFailure::Unavailable => error(
+                s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "sign-in is unavailable right now; try again shortly",
+            ),
+        }
+    }
+}
+
+/// Check a name (or e-mail) and password under regulation: a banned user
+/// or address is refused before any password work; a wrong password
+/// counts against both; success clears the user's count.
+pub(super) async fn sign_in(
+    live: &Live,
+    login: &str,
+    password: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<UserRecord, SignInFailure> {
+    let authn = live.gate.authenticator();
+    let regulator = live.gate.regulator();
+    // Regulate by the name typed; an e-mail maps to its user's name so both
+    // spellings share one count.
+    let username = match authn.find_login(login).await {
+        Ok(Some(u)) => u.username,
+        Ok(None) => login.to_owned(),
+        Err(_) => return Err(SignInFailure::Unavailable),
+    };
+    regulator
+        .check(&username, ip)
+        .map_err(SignInFailure::Banned)?;
+    match authn.verify_password(&username, password).await {
+        Ok(user) => {
+            regulator.succeeded(&username).await;
+            Ok(user)
+        }
+        Err(AuthnError::InvalidCredentials) => {
+            regulator.failed(&username, ip).await;
+            Err(SignInFailure::Invalid)
+        }
+        Err(AuthnError::Disabled) => Err(SignInFailure::Disabled),
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in failed for a reason of ours");
+            Err(SignInFailure::Unavailable)
+        }
+    }
+}
+
+/// The identity behind the request's credential, or the answer to send.
+async fn who(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(Arc<Identity>, CredentialSource), Response> {
+    match live.gate.identify(headers, ip).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(unauthorized(s, "unauthorized", "authentication required")),
+        Err(AuthFailure::Unauthenticated(crate::gate::Unauthenticated::Rejected(
+            AuthnError::Unavailable,
+        ))) => Err(error(
+            s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "credentials cannot be checked right now; try again shortly",
+        )),
+        Err(failure) => {
+            let denial: crate::gate::Denial = failure.into();
+            let asker = crate::respond::Asker {
+                method: &http::Method::GET,
+                browser: false,
+                return_to: None,
+            };
+            Err(s.responder.denial(&denial, &asker).into_response())
+        }
+    }
+}
+
+fn unauthorized(s: &PortalState, code: &str, message: &str) -> Response {
+    let mut resp = error(s, StatusCode::UNAUTHORIZED, code, message);
+    if let Some(v) = s.responder.www_authenticate() {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// `GET api/me`.
+pub(super) async fn me(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let (identity, _) = match who(&s, &live, &headers, ip).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    // An external issuer's subject is not one of our users, whatever its name.
+    let external = identity.method == AuthMethod::Jwt && identity.token_id.is_none();
+    let id = match external {
+        true => None,
+        false => stored_id(&s, &identity.subject).await,
+    };
+    no_store(Json(user_json(id, &identity, identity.method.as_str())).into_response())
+}
+
+/// `POST api/logout`: revoke the token or session the request came with.
+pub(super) async fn logout(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let (identity, source) = match who(&s, &live, &headers, ip).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let Some(store) = &s.store else {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "nothing can be revoked without a store",
+        );
+    };
+    let authn = live.gate.authenticator();
+    let mut set_cookie = None;
+    let revoked = if let Some(jti) = &identity.token_id {
+        let expires = identity
+            .expires_at
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(unix_now() + 86_400, |d| d.as_secs() as i64);
+        let done = store.revoke_token(jti, expires).await;
+        done.map(|()| authn.invalidate_token(jti))
+    } else if let (Some(hash), CredentialSource::SessionCookie) = (&identity.session, source) {
+        if !super::login::same_origin(&s, &headers) {
+            return error(
+                &s,
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "cross-site requests may not sign you out",
+            );
+        }
+        set_cookie = Some(super::login::clear_session_cookie(&live));
+        let done = store.revoke_session(hash).await;
+        done.map(|()| authn.invalidate_session(hash))
+    } else {
+        return no_store(
+            Json(serde_json::json!({
+                "status": "nothing_to_revoke",
+                "message": "Basic credentials and API keys are not sessions; nothing was revoked",
+            }))
+            .into_response(),
+        );
+    };
+    if let Err(e) = revoked {
+        tracing::error!(error = %e, "cannot revoke");
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "signing out failed; try again shortly",
+        );
+    }
+    tracing::info!(user = %identity.subject, "signed out");
+    let mut resp = no_store(Json(serde_json::json!({"status": "logged_out"})).into_response());
+    if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// `GET .well-known/jwks.json`.
+pub(super) async fn jwks(Extension(live): Extension<Arc<Live>>) -> Response {
+    let mut resp = Json(live.gate.authenticator().tokens().jwks().clone()).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}
