@@ -73,8 +73,9 @@ pub struct Identity {
     pub expires_at: Option<SystemTime>,
     /// Hash of the session id, for sessions (revocation finds it by this).
     pub session: Option<String>,
-    /// `jti` of a Gatehouse token (revocation finds it by this).
-    pub token_id: Option<String>,
+    /// What revocation finds a revocable credential by: the `jti` of a
+    /// Gatehouse token, or the SHA-256 (hex) of a stored API key.
+    pub credential_id: Option<String>,
     values: [HeaderValue; 6],
 }
 
@@ -113,7 +114,7 @@ impl Identity {
             method,
             expires_at,
             session: None,
-            token_id: None,
+            credential_id: None,
             values,
         }
     }
@@ -127,9 +128,15 @@ impl Identity {
 
     /// The identity of a Gatehouse token: trusted until it expires (or is
     /// revoked, which the change feed reports).
-    pub fn for_token(mut self, jti: String, expires_at: SystemTime) -> Identity {
-        self.token_id = Some(jti);
-        self.expires_at = Some(expires_at);
+    pub fn for_token(self, jti: String, expires_at: SystemTime) -> Identity {
+        self.revocable(jti, Some(expires_at))
+    }
+
+    /// An identity the change feed can revoke by `id` (a token's `jti`, a
+    /// stored API key's hash).
+    pub fn revocable(mut self, id: String, expires_at: Option<SystemTime>) -> Identity {
+        self.credential_id = Some(id);
+        self.expires_at = expires_at;
         self
     }
 

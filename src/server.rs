@@ -316,7 +316,7 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
                     match change.kind.as_str() {
                         "user" => authn.invalidate_user(&change.subject),
                         "session" => authn.invalidate_session(&change.subject),
-                        "token" => authn.invalidate_token(&change.subject),
+                        "token" | "apikey" => authn.invalidate_credential(&change.subject),
                         "ban" => app.regulator().sync().await,
                         _ => {}
                     }

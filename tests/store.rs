@@ -92,7 +92,7 @@ async fn conformance(url: &str) {
     assert_eq!(store.count_enabled_users().await.unwrap(), 1);
     assert_eq!(
         store.set_role("ghost", "x").await,
-        Err(StoreError::NotFound("ghost".into()))
+        Err(StoreError::NotFound("user `ghost`".into()))
     );
 
     // Every mutation is in the change feed, in order.
@@ -111,9 +111,118 @@ async fn conformance(url: &str) {
     );
     assert_eq!(
         store.delete_user("robot").await,
-        Err(StoreError::NotFound("robot".into()))
+        Err(StoreError::NotFound("user `robot`".into()))
     );
     assert_eq!(store.user("robot").await.unwrap(), None);
+    tokens_keys_and_regulation(&store, &store2).await;
+}
+
+/// The rest of the schema: e-mail lookup, the first-user guard, revoked
+/// tokens, generated signing keys, failures and bans, stored API keys.
+async fn tokens_keys_and_regulation(store: &Store, other: &Store) {
+    let by_mail = store.user_by_email("ALICE@example.TEST").await.unwrap();
+    assert_eq!(by_mail.map(|u| u.record.username), Some("alice".to_owned()));
+    // Alice is disabled and robot deleted: nobody enabled, so the first
+    // user may be created once; then setup is closed.
+    let eve = store
+        .create_first_user(new_user("eve", None))
+        .await
+        .unwrap();
+    assert_eq!(eve.record.username, "eve");
+    assert_eq!(
+        other.create_first_user(new_user("mallory", None)).await,
+        Err(StoreError::Closed)
+    );
+
+    assert!(!store.is_token_revoked("jti-1").await.unwrap());
+    store.revoke_token("jti-1", 4_000_000_000).await.unwrap();
+    store.revoke_token("jti-1", 4_000_000_000).await.unwrap(); // idempotent
+    assert!(other.is_token_revoked("jti-1").await.unwrap());
+
+    store.add_first_signing_key("k1", "pem-1").await.unwrap();
+    other.add_first_signing_key("k2", "pem-2").await.unwrap();
+    assert_eq!(
+        other.signing_keys().await.unwrap(),
+        vec![("k1".to_owned(), "pem-1".to_owned())],
+        "the first key wins"
+    );
+
+    let now = gatehouse::store::unix_now();
+    assert_eq!(
+        store.record_failure("user:x", now, now - 60).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        other.record_failure("user:x", now, now - 60).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .record_failure("user:x", now - 120, now - 60)
+            .await
+            .unwrap(),
+        2,
+        "outside the window"
+    );
+    store.clear_failures("user:x").await.unwrap();
+    assert_eq!(
+        store.record_failure("user:x", now, now - 60).await.unwrap(),
+        1
+    );
+    store.ban("user:x", now + 600).await.unwrap();
+    store.ban("user:x", now + 900).await.unwrap();
+    store.ban("ip:192.0.2.1", now - 1).await.unwrap();
+    assert_eq!(
+        other.active_bans(now).await.unwrap(),
+        vec![("user:x".to_owned(), now + 900)]
+    );
+
+    let key = store
+        .create_api_key(
+            "ci",
+            "alice",
+            "ab12",
+            Some(&["posts:read".to_owned()]),
+            None,
+        )
+        .await
+        .unwrap();
+    let found = other.api_key_by_hash("ab12").await.unwrap().unwrap();
+    assert_eq!(
+        (found.id, found.permissions.clone()),
+        (key.id, Some(vec!["posts:read".to_owned()]))
+    );
+    assert_eq!(store.list_api_keys(Some("bob")).await.unwrap(), vec![]);
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.revoke_api_key(key.id, Some("bob")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.revoke_api_key(key.id, Some("alice")).await.unwrap(),
+        "ab12"
+    );
+    assert!(
+        other
+            .api_key_by_hash("ab12")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert_eq!(store.list_api_keys(None).await.unwrap(), vec![]);
+    let kinds: Vec<String> = store
+        .changes_since(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.kind)
+        .collect();
+    for kind in ["token", "ban", "apikey"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in the change feed");
+    }
+    store.purge(now + 10_000, now + 10_000).await.unwrap();
+    assert!(store.active_bans(now).await.unwrap().is_empty());
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -629,3 +629,127 @@ fn a_trusted_issuer_without_audience_is_a_config_error() {
     assert!(err.contains("trusted_issuers[0].audience"), "{err}");
     assert!(err.contains("trusted_issuers[0].algorithms[0]"), "{err}");
 }
+
+#[test]
+fn stored_api_keys_from_the_cli_and_the_api() {
+    let s = site("roles:\n  editor: [\"posts:*\"]\n");
+    let cli = s.dir.path().join("cli.yaml");
+    let cli = cli.to_str().unwrap();
+    // CLI: created for amy, printed once, works, listed without the key, revoked.
+    let (code, key, err) = gatehouse_cmd(
+        &[
+            "apikey", "create", "--user", "amy", "--name", "ci", "-c", cli,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("gh_"));
+    let r = client()
+        .get(s.g.url("/x"))
+        .header("x-api-key", &key)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echo = echo_json(&r.text().unwrap());
+    assert_eq!(echo["headers"]["remote-user"], "amy");
+    assert_eq!(echo["headers"]["x-auth-method"], "api_key");
+    let (_, list, _) = gatehouse_cmd(&["apikey", "list", "-c", cli], None);
+    assert!(
+        list.contains("ci") && list.contains("amy") && !list.contains(&key),
+        "{list}"
+    );
+    let id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let (code, _, err) = gatehouse_cmd(&["apikey", "revoke", &id, "-c", cli], None);
+    assert_eq!(code, 0, "{err}");
+    eventually("the revoked key is refused", || {
+        client()
+            .get(s.g.url("/x"))
+            .header("x-api-key", &key)
+            .send()
+            .unwrap()
+            .status()
+            == 401
+    });
+
+    // API: a signed-in user makes a key narrowed to some of their permissions.
+    let token = token_of(&s.g, "boss", "boss-pw");
+    let r = client()
+        .post(s.g.url("/_auth/api/me/api-keys"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "deploy", "permissions": ["posts:read"], "expires_in": "30d"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().unwrap();
+    let api_key = created["key"].as_str().unwrap().to_owned();
+    let r = client()
+        .get(s.g.url("/x"))
+        .bearer_auth(&api_key)
+        .send()
+        .unwrap();
+    let echo = echo_json(&r.text().unwrap());
+    assert_eq!(
+        echo["headers"]["remote-permissions"], "posts:read",
+        "narrowed"
+    );
+    let listed: Value = client()
+        .get(s.g.url("/_auth/api/me/api-keys"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed["api_keys"][0]["name"], "deploy");
+    assert!(
+        listed["api_keys"][0].get("key").is_none(),
+        "shown once only"
+    );
+    // A key cannot mint keys; amy cannot delete boss's key; amy cannot grant
+    // what she lacks.
+    let r = client()
+        .post(s.g.url("/_auth/api/me/api-keys"))
+        .header("x-api-key", &api_key)
+        .json(&json!({"name": "child"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let amy = token_of(&s.g, "amy", "amy-pw");
+    let id = created["id"].as_i64().unwrap();
+    let r = client()
+        .delete(s.g.url(&format!("/_auth/api/me/api-keys/{id}")))
+        .bearer_auth(&amy)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client()
+        .post(s.g.url("/_auth/api/me/api-keys"))
+        .bearer_auth(&amy)
+        .json(&json!({"permissions": ["posts:write"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The owner revokes it: refused at once.
+    let r = client()
+        .delete(s.g.url(&format!("/_auth/api/me/api-keys/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        client()
+            .get(s.g.url("/x"))
+            .bearer_auth(&api_key)
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+}

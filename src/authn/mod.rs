@@ -186,7 +186,7 @@ impl Authenticator {
     async fn verify(&self, cred: &Credential) -> Result<Arc<Identity>, AuthnError> {
         match cred {
             Credential::Basic(b) => self.verify_basic(b).await,
-            Credential::ApiKey(k) => self.verify_api_key(k),
+            Credential::ApiKey(k) => self.verify_api_key(k).await,
             Credential::Bearer(t) => self.verify_jwt(&t.0).await,
             Credential::Session(c) => self.verify_session(&c.0).await,
         }
@@ -286,12 +286,12 @@ impl Authenticator {
         )
     }
 
-    /// Forget the cached identity of a revoked token.
-    pub fn invalidate_token(&self, jti: &str) {
+    /// Forget the cached identity of a revoked token or stored API key.
+    pub fn invalidate_credential(&self, jti: &str) {
         let jti = jti.to_owned();
         if let Err(e) = self
             .cache
-            .invalidate_entries_if(move |_, id| id.token_id.as_deref() == Some(jti.as_str()))
+            .invalidate_entries_if(move |_, id| id.credential_id.as_deref() == Some(jti.as_str()))
         {
             tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
             self.cache.invalidate_all();
@@ -404,7 +404,9 @@ impl Authenticator {
         Ok(user)
     }
 
-    fn verify_api_key(&self, cred: &ApiKeyCredential) -> Result<Arc<Identity>, AuthnError> {
+    /// An API key: one declared in the config file (compared in constant
+    /// time), else one stored (found by its hash), bound to a live user.
+    async fn verify_api_key(&self, cred: &ApiKeyCredential) -> Result<Arc<Identity>, AuthnError> {
         if !cred.key.starts_with(API_KEY_PREFIX) {
             return Err(AuthnError::UnknownKeyFormat);
         }
@@ -415,7 +417,9 @@ impl Authenticator {
                 found = Some(record);
             }
         }
-        let record = found.ok_or(AuthnError::InvalidApiKey)?;
+        let Some(record) = found else {
+            return self.verify_stored_api_key(&hex::encode(digest)).await;
+        };
         if record.expires_at.is_some_and(|t| SystemTime::now() >= t) {
             return Err(AuthnError::Expired);
         }
@@ -425,24 +429,7 @@ impl Authenticator {
                     .directory
                     .user(owner)
                     .ok_or(AuthnError::InvalidApiKey)?;
-                if user.status == UserStatus::Disabled {
-                    return Err(AuthnError::Disabled);
-                }
-                let base = self.directory.identity_of(user, AuthMethod::ApiKey);
-                let permissions = match &record.permissions {
-                    Some(own) => base.permissions.narrow(own),
-                    None => base.permissions.clone(),
-                };
-                Identity::new(
-                    base.subject,
-                    base.email,
-                    base.name,
-                    base.kind,
-                    base.role,
-                    permissions,
-                    AuthMethod::ApiKey,
-                    record.expires_at,
-                )
+                self.key_identity(user, record.permissions.as_deref(), record.expires_at)?
             }
             None => Identity::new(
                 record.name.clone(),
@@ -456,6 +443,62 @@ impl Authenticator {
             ),
         };
         Ok(Arc::new(identity))
+    }
+
+    /// A key created through the CLI or the API, looked up by its hash (the
+    /// lookup key is itself a hash of a 238-bit secret: nothing to time).
+    async fn verify_stored_api_key(&self, sha256: &str) -> Result<Arc<Identity>, AuthnError> {
+        let store = self.store.as_ref().ok_or(AuthnError::InvalidApiKey)?;
+        let key = store
+            .api_key_by_hash(sha256)
+            .await
+            .map_err(|_| AuthnError::Unavailable)?
+            .filter(|k| !k.revoked)
+            .ok_or(AuthnError::InvalidApiKey)?;
+        let now = crate::store::unix_now();
+        if key.expires_at.is_some_and(|t| now >= t) {
+            return Err(AuthnError::Expired);
+        }
+        let user = self
+            .find_user(&key.username)
+            .await?
+            .ok_or(AuthnError::InvalidApiKey)?;
+        let permissions: Option<Vec<crate::policy::Permission>> = key
+            .permissions
+            .as_ref()
+            .map(|list| list.iter().filter_map(|p| p.parse().ok()).collect());
+        let expires = key
+            .expires_at
+            .map(|t| std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
+        let identity = self.key_identity(&user, permissions.as_deref(), expires)?;
+        Ok(Arc::new(identity.revocable(key.sha256, expires)))
+    }
+
+    /// The identity of a key acting as `user`, narrowed to `own` permissions.
+    fn key_identity(
+        &self,
+        user: &UserRecord,
+        own: Option<&[crate::policy::Permission]>,
+        expires_at: Option<SystemTime>,
+    ) -> Result<Identity, AuthnError> {
+        if user.status == UserStatus::Disabled {
+            return Err(AuthnError::Disabled);
+        }
+        let base = self.directory.identity_of(user, AuthMethod::ApiKey);
+        let permissions = match own {
+            Some(own) => base.permissions.narrow(own),
+            None => base.permissions.clone(),
+        };
+        Ok(Identity::new(
+            base.subject,
+            base.email,
+            base.name,
+            base.kind,
+            base.role,
+            permissions,
+            AuthMethod::ApiKey,
+            expires_at,
+        ))
     }
 }
 

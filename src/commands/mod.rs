@@ -1,5 +1,6 @@
 //! The command line: parsing and one function per subcommand.
 
+mod apikey;
 mod demo;
 mod explain;
 mod user;
@@ -46,10 +47,13 @@ pub enum Command {
         #[command(subcommand)]
         action: user::UserAction,
     },
-    /// API keys for the configuration file.
+    /// API keys: stored ones (create, list, revoke) and config-file ones (generate).
     Apikey {
+        /// The config file naming the store (not needed for `generate`).
+        #[arg(short, long, env = "GATEHOUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
-        action: ApikeyAction,
+        action: apikey::ApikeyAction,
     },
     /// Token signing keys for `tokens.keys`.
     SigningKey {
@@ -68,12 +72,6 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ApikeyAction {
-    /// Print a new random key and the `sha256:` hash to put under `api_keys`.
-    Generate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +96,33 @@ pub fn init_logging() {
     if let Err(e) = result {
         eprintln!("gatehouse: logging not initialised: {e}");
     }
+}
+
+/// Open the configured store on a small runtime and run `f` with it.
+fn with_store<F, Fut>(config: &Config, f: F) -> ExitCode
+where
+    F: FnOnce(crate::store::Store) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match crate::store::Store::open(&config.store_url).await {
+            Ok(store) => f(store).await,
+            Err(e) => {
+                eprintln!("gatehouse: store.url: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -148,13 +173,18 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Apikey {
-            action: ApikeyAction::Generate,
-        } => {
-            let key = crate::authn::generate_api_key();
-            println!("key:  {key}");
-            println!("hash: {}", crate::authn::api_key_hash(&key));
-            eprintln!("Put the hash under `api_keys` in the config; the key is shown only now.");
-            ExitCode::SUCCESS
+            action: apikey::ApikeyAction::Generate,
+            ..
+        } => apikey::generate(),
+        Command::Apikey { config, action } => {
+            let Some(config) = config else {
+                eprintln!("gatehouse: name the config file with -c FILE (or GATEHOUSE_CONFIG)");
+                return ExitCode::from(2);
+            };
+            match load(&config) {
+                Ok(c) => apikey::run(&c, action),
+                Err(code) => code,
+            }
         }
         Command::SigningKey {
             action: SigningKeyAction::Generate,

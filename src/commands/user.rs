@@ -4,7 +4,7 @@ use crate::authn::password::hash_password;
 use crate::config::Config;
 use crate::directory::UserStatus;
 use crate::identity::UserKind;
-use crate::store::{NewUser, Store};
+use crate::store::NewUser;
 use clap::Subcommand;
 use std::io::Read;
 use std::process::ExitCode;
@@ -70,18 +70,7 @@ pub fn random_password() -> String {
 }
 
 pub fn run(config: &Config, action: UserAction) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(e),
-    };
-    runtime.block_on(async {
-        let store = match Store::open(&config.store_url).await {
-            Ok(s) => s,
-            Err(e) => return fail(format!("store.url: {e}")),
-        };
+    super::with_store(config, |store| async move {
         let in_config = |name: &str| config.directory.user(name).is_some();
         let role_ok = |role: &str| config.directory.roles.contains(role);
         match action {

@@ -286,7 +286,7 @@ pub(super) async fn me(
         Err(resp) => return resp,
     };
     // An external issuer's subject is not one of our users, whatever its name.
-    let external = identity.method == AuthMethod::Jwt && identity.token_id.is_none();
+    let external = identity.method == AuthMethod::Jwt && identity.credential_id.is_none();
     let id = match external {
         true => None,
         false => stored_id(&s, &identity.subject).await,
@@ -315,13 +315,17 @@ pub(super) async fn logout(
     };
     let authn = live.gate.authenticator();
     let mut set_cookie = None;
-    let revoked = if let Some(jti) = &identity.token_id {
+    let jti = identity
+        .credential_id
+        .as_ref()
+        .filter(|_| identity.method == AuthMethod::Jwt);
+    let revoked = if let Some(jti) = jti {
         let expires = identity
             .expires_at
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(unix_now() + 86_400, |d| d.as_secs() as i64);
         let done = store.revoke_token(jti, expires).await;
-        done.map(|()| authn.invalidate_token(jti))
+        done.map(|()| authn.invalidate_credential(jti))
     } else if let (Some(hash), CredentialSource::SessionCookie) = (&identity.session, source) {
         if !super::login::same_origin(&s, &headers) {
             return error(
@@ -368,4 +372,215 @@ pub(super) async fn jwks(Extension(live): Extension<Arc<Live>>) -> Response {
         HeaderValue::from_static("public, max-age=300"),
     );
     resp
+}
+
+/// The identity for an account endpoint: a person or machine signed in by
+/// session, token or password — not an API key (keys do not mint keys).
+/// Cookie-authenticated writes must come from our own origin.
+async fn account_owner(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+    writes: bool,
+) -> Result<Arc<Identity>, Response> {
+    let (identity, source) = who(s, live, headers, ip).await?;
+    if identity.method == AuthMethod::ApiKey {
+        return Err(error(
+            s,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "API keys cannot manage API keys; sign in as the user",
+        ));
+    }
+    if identity.method == AuthMethod::Jwt && identity.credential_id.is_none() {
+        return Err(error(
+            s,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "tokens of external issuers have no account here",
+        ));
+    }
+    if writes && source == CredentialSource::SessionCookie && !super::login::same_origin(s, headers)
+    {
+        return Err(error(
+            s,
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "cross-site requests may not change your account",
+        ));
+    }
+    Ok(identity)
+}
+
+fn key_json(k: &crate::store::StoredApiKey) -> serde_json::Value {
+    let time = |t: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+        )
+        .to_string()
+    };
+    serde_json::json!({
+        "id": k.id,
+        "name": k.name,
+        "permissions": k.permissions,
+        "expires_at": k.expires_at.map(time),
+        "created_at": time(k.created_at),
+    })
+}
+
+fn store_down(s: &PortalState) -> Response {
+    error(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the store does not answer; try again shortly",
+    )
+}
+
+/// `GET api/me/api-keys`: the caller's live keys (never the keys themselves).
+pub(super) async fn list_keys(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match account_owner(&s, &live, &headers, ip, false).await {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let Some(store) = &s.store else {
+        return store_down(&s);
+    };
+    match store.list_api_keys(Some(&identity.subject)).await {
+        Ok(keys) => no_store(
+            Json(serde_json::json!({ "api_keys": keys.iter().map(key_json).collect::<Vec<_>>() }))
+                .into_response(),
+        ),
+        Err(_) => store_down(&s),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewKeyRequest {
+    name: Option<String>,
+    permissions: Option<Vec<String>>,
+    /// Lifetime (`30d`, `12h`, or seconds); none: until revoked.
+    expires_in: Option<serde_json::Value>,
+}
+
+/// `POST api/me/api-keys`: a new key acting as the caller, narrowed to a
+/// subset of the caller's permissions; the key is in this answer only.
+pub(super) async fn create_key(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let identity = match account_owner(&s, &live, &headers, ip, true).await {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let req: NewKeyRequest = match json_body(&s, &headers, &body) {
+        Ok(r) => r,
+        Err(reply) => return reply.into_response(),
+    };
+    let bad = |msg: &str| error(&s, StatusCode::BAD_REQUEST, "invalid_request", msg);
+    let name = req.name.unwrap_or_else(|| "api".into());
+    if !crate::config::valid_name(&name) {
+        return bad("`name` must be 1-128 letters, digits, `_`, `-`, `.`, `@`");
+    }
+    if let Some(list) = &req.permissions {
+        for p in list {
+            match p.parse::<crate::policy::Permission>() {
+                Err(_) => return bad(&format!("`{p}` is not a permission like `posts:read`")),
+                Ok(perm) if !identity.permissions.allows(&perm) => {
+                    return error(
+                        &s,
+                        StatusCode::FORBIDDEN,
+                        "permission_not_allowed",
+                        &format!("you do not hold `{p}`, so your key cannot either"),
+                    )
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    let expires_at =
+        match &req.expires_in {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                Some(secs) if secs > 0 => Some(unix_now() + secs as i64),
+                _ => return bad(
+                    "`expires_in` must be a positive number of seconds or a duration like `30d`",
+                ),
+            },
+            Some(serde_json::Value::String(d)) => match crate::config::parse_duration(d) {
+                Ok(d) if !d.is_zero() => Some(unix_now() + d.as_secs() as i64),
+                _ => return bad(
+                    "`expires_in` must be a positive number of seconds or a duration like `30d`",
+                ),
+            },
+            Some(_) => {
+                return bad(
+                    "`expires_in` must be a positive number of seconds or a duration like `30d`",
+                )
+            }
+        };
+    let Some(store) = &s.store else {
+        return store_down(&s);
+    };
+    let key = crate::authn::generate_api_key();
+    let hash = crate::authn::api_key_hash(&key);
+    let created = store
+        .create_api_key(
+            &name,
+            &identity.subject,
+            hash.trim_start_matches("sha256:"),
+            req.permissions.as_deref(),
+            expires_at,
+        )
+        .await;
+    match created {
+        Ok(stored) => {
+            let mut body = key_json(&stored);
+            body["key"] = serde_json::Value::String(key);
+            let mut resp = no_store(Json(body).into_response());
+            *resp.status_mut() = StatusCode::CREATED;
+            resp
+        }
+        Err(_) => store_down(&s),
+    }
+}
+
+/// `DELETE api/me/api-keys/{id}`: revoke one of the caller's keys.
+pub(super) async fn delete_key(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match account_owner(&s, &live, &headers, ip, true).await {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key");
+    };
+    let Some(store) = &s.store else {
+        return store_down(&s);
+    };
+    match store.revoke_api_key(id, Some(&identity.subject)).await {
+        Ok(sha256) => {
+            live.gate.authenticator().invalidate_credential(&sha256);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(crate::store::StoreError::NotFound(_)) => {
+            error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key")
+        }
+        Err(_) => store_down(&s),
+    }
 }

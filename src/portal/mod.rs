@@ -14,7 +14,7 @@ use crate::respond::Responder;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 
@@ -59,6 +59,11 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))
+        .route(
+            "/api/me/api-keys",
+            get(api::list_keys).post(api::create_key),
+        )
+        .route("/api/me/api-keys/{id}", delete(api::delete_key))
         .route("/.well-known/jwks.json", get(api::jwks));
     Router::new()
         .nest(&prefix, routes)
