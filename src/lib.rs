@@ -5,8 +5,9 @@
 //! into an [`identity::Identity`], through the cache, then the [`directory`]
 //! and the [`store`]) → [`policy`] (decide),
 //! joined up by [`gate`] → [`respond`] (denials) or [`upstream::headers`]
-//! (identity headers for the app). [`proxy`] is the Pingora glue, [`portal`]
-//! the pages and API under the prefix, [`server`] the assembly.
+//! (identity headers for the app). [`forward_auth`] asks the same gate for
+//! Traefik, Caddy and nginx. [`proxy`] is the Pingora glue, [`portal`] the
+//! pages and API under the prefix, [`server`] the assembly.
 
 pub mod app;
 pub mod authn;
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod directory;
+pub mod forward_auth;
 pub mod gate;
 pub mod identity;
 pub mod metrics;
