@@ -524,6 +524,25 @@ fn caddy_forward_auth_end_to_end() {
     through_the_proxy(Kind::Caddy);
 }
 
+/// The README shows the example files as they are tested (after their
+/// leading comment block).
+#[test]
+fn the_readme_shows_the_tested_configs() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for name in ["traefik.yml", "dynamic.yml", "nginx.conf", "Caddyfile"] {
+        let text = example(name);
+        let body: Vec<&str> = text
+            .lines()
+            .skip_while(|l| l.starts_with('#') || l.trim().is_empty())
+            .collect();
+        assert!(
+            readme.contains(&body.join("\n")),
+            "README.md does not show config/forward-auth/{name} as it is"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The verify endpoints asked directly (from loopback, trusted by default)
 // ---------------------------------------------------------------------------
