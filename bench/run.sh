@@ -3,6 +3,7 @@
 #
 #   bench/run.sh                       # 3 rounds x 7 scenarios x 5 s (~115 s)
 #   ROUNDS=1 DURATION=3 bench/run.sh   # quick look
+#   ONLY='proxy_pass|auth_request' bench/run.sh   # just the scenarios matching
 #
 # Rounds interleave the scenarios so drift on a shared machine hits all of
 # them alike; the table reports each scenario's median round.
@@ -18,6 +19,7 @@ DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+ONLY=${ONLY:-}
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y wrk nginx)" >&2; exit 1; }
 done
@@ -147,22 +149,27 @@ median() { python3 -c "import sys,statistics;print(statistics.median(float(x) fo
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, on $(nproc) cores, $(date -u +%Y-%m-%d)"
 for r in $(seq "$ROUNDS"); do
-  for i in "${!SCEN[@]}"; do run "$i"; done
+  for i in "${!SCEN[@]}"; do
+    if [ -z "$ONLY" ] || [[ ${SCEN[$i]} =~ $ONLY ]]; then run "$i"; fi
+  done
   echo "  round $r done"
 done
 printf '\n%-28s %12s %10s %10s   %s\n' scenario "req/s" "p50 ms" "p99 ms" "(all rounds req/s)"
 declare -A MED
 for s in "${SCEN[@]}"; do
+  [ -n "${RPS[$s]:-}" ] || continue
   MED[$s]=$(median "${RPS[$s]}")
   printf '%-28s %12.0f %10.2f %10.2f   %s\n' "$s" "${MED[$s]}" "$(median "${P50[$s]}")" "$(median "${P99[$s]}")" "${RPS[$s]}"
 done
 
-ratio() { python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}x')" "$1" "$2"; }
-pub=${MED["gatehouse public path"]}; ngx=${MED["nginx proxy_pass"]}
+# a / b, or blank when either was not measured (ONLY).
+ratio() {
+  [ -n "${MED[$1]:-}" ] && [ -n "${MED[$2]:-}" ] || return 0
+  python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}x')" "${MED[$1]}" "${MED[$2]}"
+}
 echo
 echo "ratios                         vs gatehouse public   vs nginx proxy_pass"
-for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie"; do
-  printf '%-28s %14s %20s\n' "$s" "$(ratio "${MED[$s]}" "$pub")" "$(ratio "${MED[$s]}" "$ngx")"
+for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "nginx auth_request+gatehouse"; do
+  [ -n "${MED[$s]:-}" ] || continue
+  printf '%-28s %14s %20s\n' "$s" "$(ratio "$s" "gatehouse public path")" "$(ratio "$s" "nginx proxy_pass")"
 done
-s="nginx auth_request+gatehouse"
-printf '%-28s %14s %20s   (forward-auth, basic cached)\n' "$s" "" "$(ratio "${MED[$s]}" "$ngx")"
