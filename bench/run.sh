@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Gatehouse throughput and latency next to nginx proxy_pass, in one run.
 #
-#   bench/run.sh                       # 3 rounds x 7 scenarios x 5 s (~110 s)
+#   bench/run.sh                       # 3 rounds x 8 scenarios x 5 s (~130 s)
 #   ROUNDS=1 DURATION=3 bench/run.sh   # quick look
+#   ONLY='proxy_pass|auth_request' bench/run.sh   # just the scenarios matching
 #
 # Rounds interleave the scenarios so drift on a shared machine hits all of
 # them alike; the table reports each scenario's median round.
@@ -18,6 +19,7 @@ DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+ONLY=${ONLY:-}
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y wrk nginx)" >&2; exit 1; }
 done
@@ -32,14 +34,15 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   kill "$(cat "$D/up/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   kill "$(cat "$D/px/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  kill "$(cat "$D/fa/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   rm -rf "$D"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-UP=$(free_port); NGX=$(free_port); GH=$(free_port)
+UP=$(free_port); NGX=$(free_port); GH=$(free_port); FA=$(free_port)
 
-nginx_conf() { # dir port body
+nginx_conf() { # dir port body [http-level extra]
   mkdir -p "$1"
   cat > "$1/nginx.conf" <<NGINX
 worker_processes 2;
@@ -53,6 +56,7 @@ http {
   uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
   keepalive_requests 1000000;
   upstream app { server 127.0.0.1:$UP; keepalive 128; keepalive_requests 1000000; }
+  ${4:-}
   server {
     listen 127.0.0.1:$2;
     $3
@@ -62,8 +66,29 @@ NGINX
 }
 nginx_conf "$D/up" "$UP" 'location / { default_type application/json; return 200 "{\"ok\":true}"; }'
 nginx_conf "$D/px" "$NGX" 'location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+# Forward-auth: nginx asks Gatehouse (auth_request -> /_auth/verify/nginx,
+# kept-alive connections) before proxying, as config/forward-auth/nginx.conf does.
+nginx_conf "$D/fa" "$FA" '
+    location / {
+      auth_request /_gatehouse_verify;
+      auth_request_set $gh_user $upstream_http_remote_user;
+      auth_request_set $gh_groups $upstream_http_remote_groups;
+      proxy_set_header Remote-User $gh_user;
+      proxy_set_header Remote-Groups $gh_groups;
+      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+    location = /_gatehouse_verify {
+      internal;
+      proxy_pass http://gatehouse/_auth/verify/nginx;
+      proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Original-Method $request_method;
+    }' "upstream gatehouse { server 127.0.0.1:$GH; keepalive 128; keepalive_requests 1000000; }"
 nginx -c "$D/up/nginx.conf" -p "$D/up" & PIDS+=($!)
 nginx -c "$D/px/nginx.conf" -p "$D/px" & PIDS+=($!)
+nginx -c "$D/fa/nginx.conf" -p "$D/fa" & PIDS+=($!)
 
 PASSWORD=bench-password
 KEY=$($BIN apikey generate 2>/dev/null | sed -n 's/^key:  //p')
@@ -86,6 +111,7 @@ RUST_LOG=warn $BIN serve -c "$D/gatehouse.yaml" & PIDS+=($!)
 
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
 wait_up "http://127.0.0.1:$UP/"; wait_up "http://127.0.0.1:$NGX/"; wait_up "http://127.0.0.1:$GH/_auth/healthz"
+wait_up "http://127.0.0.1:$FA/"
 
 BASIC="Authorization: Basic $(printf %s "bench:$PASSWORD" | base64 -w0)"
 # A session cookie, obtained through the sign-in page like a browser would.
@@ -105,12 +131,15 @@ check "http://127.0.0.1:$GH/app" -H "$BASIC"
 check "http://127.0.0.1:$GH/app" -H "X-API-Key: $KEY"
 check "http://127.0.0.1:$GH/app" -H "$SESSION"
 check "http://127.0.0.1:$GH/app" -H "$JWT"
-[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GH/app")" = 401 ] || { echo "bench: protected path is open" >&2; exit 1; }
+check "http://127.0.0.1:$FA/app" -H "$BASIC"
+for url in "http://127.0.0.1:$GH/app" "http://127.0.0.1:$FA/app"; do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 401 ] || { echo "bench: $url is open" >&2; exit 1; }
+done
 
 declare -A RPS P50 P99
-SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt")
-URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app")
-HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION" "$JWT")
+SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse")
+URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$FA/app")
+HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION" "$JWT" "$BASIC")
 to_ms() { python3 -c "import sys;v=sys.argv[1];u={'us':0.001,'ms':1,'s':1000};n=v.rstrip('mus');print(float(n)*u[v[len(n):]])" "$1"; }
 run() { # index
   local out
@@ -125,20 +154,27 @@ median() { python3 -c "import sys,statistics;print(statistics.median(float(x) fo
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, on $(nproc) cores, $(date -u +%Y-%m-%d)"
 for r in $(seq "$ROUNDS"); do
-  for i in "${!SCEN[@]}"; do run "$i"; done
+  for i in "${!SCEN[@]}"; do
+    if [ -z "$ONLY" ] || [[ ${SCEN[$i]} =~ $ONLY ]]; then run "$i"; fi
+  done
   echo "  round $r done"
 done
 printf '\n%-28s %12s %10s %10s   %s\n' scenario "req/s" "p50 ms" "p99 ms" "(all rounds req/s)"
 declare -A MED
 for s in "${SCEN[@]}"; do
+  [ -n "${RPS[$s]:-}" ] || continue
   MED[$s]=$(median "${RPS[$s]}")
   printf '%-28s %12.0f %10.2f %10.2f   %s\n' "$s" "${MED[$s]}" "$(median "${P50[$s]}")" "$(median "${P99[$s]}")" "${RPS[$s]}"
 done
 
-ratio() { python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}x')" "$1" "$2"; }
-pub=${MED["gatehouse public path"]}; ngx=${MED["nginx proxy_pass"]}
+# a / b, or blank when either was not measured (ONLY).
+ratio() {
+  [ -n "${MED[$1]:-}" ] && [ -n "${MED[$2]:-}" ] || return 0
+  python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}x')" "${MED[$1]}" "${MED[$2]}"
+}
 echo
 echo "ratios                         vs gatehouse public   vs nginx proxy_pass"
-for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt"; do
-  printf '%-28s %14s %20s\n' "$s" "$(ratio "${MED[$s]}" "$pub")" "$(ratio "${MED[$s]}" "$ngx")"
+for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse"; do
+  [ -n "${MED[$s]:-}" ] || continue
+  printf '%-28s %14s %20s\n' "$s" "$(ratio "$s" "gatehouse public path")" "$(ratio "$s" "nginx proxy_pass")"
 done

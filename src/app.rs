@@ -200,6 +200,8 @@ impl App {
 
     /// Are `X-Forwarded-*` headers from `ip` believed?
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        // An IPv4 peer on a dual-stack listener shows up as `::ffff:a.b.c.d`.
+        let ip = ip.to_canonical();
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 }

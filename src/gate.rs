@@ -1,7 +1,8 @@
 //! The gate: request view → credential → identity → decision.
 //!
-//! The one function every mode calls (inline proxying now; forward-auth and
-//! `explain` share the same policy), so they can never disagree.
+//! The one function every mode calls (inline proxying, forward-auth, and the
+//! portal API's "who is asking"; `explain` shares the same policy), so they
+//! can never disagree.
 
 use crate::authn::{Authenticator, AuthnError, CacheOutcome};
 use crate::credentials::{self, Credential, CredentialError, CredentialSource};

@@ -6,8 +6,9 @@
 //! and the [`store`]; bearer JWTs through [`tokens`]) → [`policy`] (decide),
 //! with [`regulation`] refusing password guessers first,
 //! joined up by [`gate`] → [`respond`] (denials) or [`upstream::headers`]
-//! (identity headers for the app). [`proxy`] is the Pingora glue, [`portal`]
-//! the pages and API under the prefix, [`server`] the assembly.
+//! (identity headers for the app). [`forward_auth`] asks the same gate for
+//! Traefik, Caddy and nginx. [`proxy`] is the Pingora glue, [`portal`] the
+//! pages and API under the prefix, [`server`] the assembly.
 
 pub mod app;
 pub mod authn;
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod directory;
+pub mod forward_auth;
 pub mod gate;
 pub mod identity;
 pub mod metrics;

@@ -29,6 +29,8 @@ server:
   listen: "127.0.0.1:{{port}}"
   metrics_listen: "127.0.0.1:{{metrics_port}}"
   threads: 2
+  # Loopback is trusted by default; here the test client plays a stranger.
+  trusted_proxies: []
 public_url: "http://127.0.0.1:{{port}}"
 upstream:
   url: "echo:"

@@ -202,7 +202,12 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
     if cache.max_entries == 0 {
         c.err("cache.max_entries", "must be at least 1");
     }
-    let redirect = redirect(&mut c, raw.redirect, public_url.as_ref());
+    let redirect = redirect(
+        &mut c,
+        raw.redirect,
+        public_url.as_ref(),
+        session.domain.as_deref(),
+    );
     let tokens = tokens(&mut c, raw.tokens, public_url.as_ref());
     let trusted_issuers = trusted_issuers(&mut c, raw.trusted_issuers, &roles);
     let regulation = regulation(&mut c, raw.regulation);
@@ -228,6 +233,10 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
     })
 }
 
+/// Who may describe a request in `X-Forwarded-*` / `X-Original-*` when
+/// `server.trusted_proxies` is absent: a proxy on the same host.
+const DEFAULT_TRUSTED_PROXIES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
 fn server(c: &mut Checker, raw: raw::RawServer) -> Option<ServerSettings> {
     let listen = c.addr(
         "server.listen",
@@ -238,7 +247,10 @@ fn server(c: &mut Checker, raw: raw::RawServer) -> Option<ServerSettings> {
         .as_deref()
         .and_then(|m| c.addr("server.metrics_listen", m));
     let mut trusted_proxies = Vec::new();
-    for (i, p) in raw.trusted_proxies.iter().enumerate() {
+    let listed = raw
+        .trusted_proxies
+        .unwrap_or_else(|| DEFAULT_TRUSTED_PROXIES.map(String::from).to_vec());
+    for (i, p) in listed.iter().enumerate() {
         let parsed = p
             .parse::<IpNet>()
             .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from));
@@ -703,10 +715,13 @@ fn headers(c: &mut Checker, raw: raw::RawHeaders) -> HeaderSettings {
     }
 }
 
+/// `rd` may go to `public_url`'s host, `redirect.allowed_domains`, and the
+/// session cookie's domain (one sign-in covers it, so returning there is safe).
 fn redirect(
     c: &mut Checker,
     raw: raw::RawRedirect,
     public_url: Option<&Url>,
+    session_domain: Option<&str>,
 ) -> Option<RedirectPolicy> {
     let mut domains = Vec::new();
     for (i, d) in raw.allowed_domains.iter().enumerate() {
@@ -726,6 +741,9 @@ fn redirect(
         } else {
             domains.push(d);
         }
+    }
+    if let Some(d) = session_domain.filter(|d| !domains.iter().any(|known| known == d)) {
+        domains.push(d.to_owned());
     }
     Some(RedirectPolicy::new(public_url?, domains))
 }

@@ -68,9 +68,10 @@ pub struct RawServer {
     pub listen: Option<String>,
     /// Address of the Prometheus `/metrics` listener; none when absent.
     pub metrics_listen: Option<String>,
-    /// CIDRs whose `X-Forwarded-*` headers are believed.
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    /// Addresses or CIDRs whose `X-Forwarded-*` / `X-Original-*` headers are
+    /// believed (inline `X-Forwarded-For` chains, forward-auth requests).
+    /// Absent: loopback only (`127.0.0.0/8`, `::1`); `[]`: nobody.
+    pub trusted_proxies: Option<Vec<String>>,
     /// Worker count: one single-threaded proxy service per worker, each with its
     /// own `SO_REUSEPORT` listener (default: number of CPUs).
     pub threads: Option<usize>,

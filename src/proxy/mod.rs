@@ -1,12 +1,14 @@
 //! The Pingora `ProxyHttp` implementation: orchestration only.
 //!
-//! `request_filter` answers portal paths and denials itself (with keep-alive
-//! responses written by hand); `upstream_request_filter` is the only place
-//! upstream headers change. Per-request state lives in [`RequestCtx`].
+//! `request_filter` answers forward-auth verify requests, portal paths and
+//! denials itself (with keep-alive responses written by hand);
+//! `upstream_request_filter` is the only place upstream headers change.
+//! Per-request state lives in [`RequestCtx`].
 
 mod portal_bridge;
 
 use crate::app::{App, Live};
+use crate::forward_auth::{self, Endpoints};
 use crate::gate::{Admission, RequestView};
 use crate::respond::{wants_html, Asker, Reply};
 use crate::upstream::headers::{self, HeaderSink};
@@ -17,16 +19,19 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{ErrorSource, ErrorType};
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// One worker's proxy; all workers share the same [`App`].
 pub struct GatehouseProxy {
     app: Arc<App>,
+    verify: Endpoints,
 }
 
 impl GatehouseProxy {
     pub fn new(app: Arc<App>) -> Self {
-        GatehouseProxy { app }
+        let verify = Endpoints::new(&app.prefix);
+        GatehouseProxy { app, verify }
     }
 }
 
@@ -67,6 +72,14 @@ pub fn host_without_port(host: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(bare)
     }
+}
+
+/// The address of the connection's other end (`None` on a Unix socket).
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 /// Write a complete response, keeping the connection alive.
@@ -134,7 +147,15 @@ impl ProxyHttp for GatehouseProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let app = &self.app;
-        if app.is_portal_path(session.req_header().uri.path()) {
+        let path = session.req_header().uri.path();
+        if let Some(flavor) = self.verify.route(path) {
+            let peer = client_ip(session);
+            let req = session.req_header();
+            let reply = forward_auth::answer(app, flavor, peer, &req.method, &req.headers).await;
+            write_reply(session, reply).await?;
+            return Ok(true);
+        }
+        if app.is_portal_path(path) {
             portal_bridge::serve(session, app).await?;
             return Ok(true);
         }
@@ -207,10 +228,7 @@ impl ProxyHttp for GatehouseProxy {
             &live.session.cookie_name,
         );
 
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let client_ip = client_ip(session);
         let trusted = client_ip.is_some_and(|ip| app.is_trusted_proxy(ip));
         if let Some(ip) = client_ip {
             let existing = upstream_request
