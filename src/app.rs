@@ -183,19 +183,22 @@ impl App {
         if !self.is_trusted_proxy(peer) {
             return Some(peer);
         }
-        let hops: Vec<IpAddr> = headers
+        // Walk the hops right to left (nearest first), without collecting.
+        let mut leftmost = None;
+        let hops = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse().ok())
-            .collect();
-        hops.iter()
             .rev()
-            .find(|ip| !self.is_trusted_proxy(**ip))
-            .or(hops.first())
-            .copied()
-            .or(Some(peer))
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.rsplit(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok());
+        for hop in hops {
+            if !self.is_trusted_proxy(hop) {
+                return Some(hop);
+            }
+            leftmost = Some(hop);
+        }
+        leftmost.or(Some(peer))
     }
 
     /// Are `X-Forwarded-*` headers from `ip` believed?

@@ -45,6 +45,26 @@ impl AuthMethod {
     }
 }
 
+/// How a revocable credential is found again when it is revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// SHA-256 (hex) of the session id.
+    Session(String),
+    /// `jti` of a Gatehouse token.
+    Token(String),
+    /// SHA-256 (hex) of a stored API key.
+    ApiKey(String),
+}
+
+impl Revocation {
+    /// The key the store and the change feed know it by.
+    pub fn key(&self) -> &str {
+        match self {
+            Revocation::Session(k) | Revocation::Token(k) | Revocation::ApiKey(k) => k,
+        }
+    }
+}
+
 /// Which identity fact a header carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityField {
@@ -71,11 +91,9 @@ pub struct Identity {
     /// After this instant the credential no longer counts (for sessions:
     /// must be re-checked against the store).
     pub expires_at: Option<SystemTime>,
-    /// Hash of the session id, for sessions (revocation finds it by this).
-    pub session: Option<String>,
-    /// What revocation finds a revocable credential by: the `jti` of a
-    /// Gatehouse token, or the SHA-256 (hex) of a stored API key.
-    pub credential_id: Option<String>,
+    /// What revocation finds this identity's credential by, when it can be
+    /// revoked (sessions, Gatehouse tokens, stored API keys).
+    pub revocation: Option<Revocation>,
     values: [HeaderValue; 6],
 }
 
@@ -113,31 +131,33 @@ impl Identity {
             permissions,
             method,
             expires_at,
-            session: None,
-            credential_id: None,
+            revocation: None,
             values,
         }
     }
 
     /// The identity of a session: re-checked after `recheck_at`.
-    pub fn for_session(mut self, id_hash: String, recheck_at: SystemTime) -> Identity {
-        self.session = Some(id_hash);
-        self.expires_at = Some(recheck_at);
-        self
+    pub fn for_session(self, id_hash: String, recheck_at: SystemTime) -> Identity {
+        self.revocable(Revocation::Session(id_hash), Some(recheck_at))
     }
 
     /// The identity of a Gatehouse token: trusted until it expires (or is
     /// revoked, which the change feed reports).
     pub fn for_token(self, jti: String, expires_at: SystemTime) -> Identity {
-        self.revocable(jti, Some(expires_at))
+        self.revocable(Revocation::Token(jti), Some(expires_at))
     }
 
-    /// An identity the change feed can revoke by `id` (a token's `jti`, a
-    /// stored API key's hash).
-    pub fn revocable(mut self, id: String, expires_at: Option<SystemTime>) -> Identity {
-        self.credential_id = Some(id);
+    /// An identity the change feed can revoke through `handle`.
+    pub fn revocable(mut self, handle: Revocation, expires_at: Option<SystemTime>) -> Identity {
+        self.revocation = Some(handle);
         self.expires_at = expires_at;
         self
+    }
+
+    /// A user of ours (config file or store), as opposed to the subject of
+    /// an external issuer's token, which has no account here.
+    pub fn is_local_account(&self) -> bool {
+        self.method != AuthMethod::Jwt || matches!(self.revocation, Some(Revocation::Token(_)))
     }
 
     /// The same principal, established another way.

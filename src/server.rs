@@ -315,8 +315,7 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
                     let authn = live.gate.authenticator();
                     match change.kind.as_str() {
                         "user" => authn.invalidate_user(&change.subject),
-                        "session" => authn.invalidate_session(&change.subject),
-                        "token" | "apikey" => authn.invalidate_credential(&change.subject),
+                        "session" | "token" | "apikey" => authn.invalidate_revoked(&change.subject),
                         "ban" => app.regulator().sync().await,
                         _ => {}
                     }

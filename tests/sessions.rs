@@ -364,3 +364,35 @@ fn logout_on_one_replica_ends_the_session_on_another() {
     });
     println!("logout on a reached b after {took:?}");
 }
+
+#[test]
+fn a_cross_site_request_cannot_sign_a_cookie_user_out() {
+    let s = site();
+    let id = sign_in(&s.g);
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let r = client()
+            .post(s.g.url("/_auth/api/logout"))
+            .header("cookie", format!("gatehouse_session={id}"))
+            .header(name, value)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        assert_eq!(
+            with_session(&s.g, "/x", &id).status(),
+            200,
+            "still signed in"
+        );
+    }
+    // From our own origin it works, and the session is gone at once.
+    let r = client()
+        .post(s.g.url("/_auth/api/logout"))
+        .header("cookie", format!("gatehouse_session={id}"))
+        .header("origin", format!("http://127.0.0.1:{}", s.g.port))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(with_session(&s.g, "/x", &id).status(), 401);
+}

@@ -286,18 +286,6 @@ impl Authenticator {
         )
     }
 
-    /// Forget the cached identity of a revoked token or stored API key.
-    pub fn invalidate_credential(&self, jti: &str) {
-        let jti = jti.to_owned();
-        if let Err(e) = self
-            .cache
-            .invalidate_entries_if(move |_, id| id.credential_id.as_deref() == Some(jti.as_str()))
-        {
-            tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
-            self.cache.invalidate_all();
-        }
-    }
-
     /// Look a user up by name or, failing that, by e-mail (sign-in forms
     /// accept either). Unknown: `None`.
     pub async fn find_login(&self, login: &str) -> Result<Option<UserRecord>, AuthnError> {
@@ -325,26 +313,22 @@ impl Authenticator {
         }
     }
 
-    /// Forget the cached identity of a revoked session.
-    pub fn invalidate_session(&self, id_hash: &str) {
-        let id_hash = id_hash.to_owned();
-        if let Err(e) = self
-            .cache
-            .invalidate_entries_if(move |_, id| id.session.as_deref() == Some(id_hash.as_str()))
-        {
-            tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
-            self.cache.invalidate_all();
-        }
+    /// Forget the cached identity of a revoked session, token or stored API
+    /// key, found by its store key (the change feed's subject).
+    pub fn invalidate_revoked(&self, key: &str) {
+        let key = key.to_owned();
+        self.invalidate_where(move |id| id.revocation.as_ref().is_some_and(|r| r.key() == key));
     }
 
     /// Forget every cached identity of `username` (disabled, deleted, role
     /// or password changed — here or on another replica).
     pub fn invalidate_user(&self, username: &str) {
         let username = username.to_owned();
-        if let Err(e) = self
-            .cache
-            .invalidate_entries_if(move |_, id| id.subject == username)
-        {
+        self.invalidate_where(move |id| id.subject == username);
+    }
+
+    fn invalidate_where(&self, doomed: impl Fn(&Identity) -> bool + Send + Sync + 'static) {
+        if let Err(e) = self.cache.invalidate_entries_if(move |_, id| doomed(id)) {
             tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
             self.cache.invalidate_all();
         }
@@ -471,7 +455,10 @@ impl Authenticator {
             .expires_at
             .map(|t| std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
         let identity = self.key_identity(&user, permissions.as_deref(), expires)?;
-        Ok(Arc::new(identity.revocable(key.sha256, expires)))
+        Ok(Arc::new(identity.revocable(
+            crate::identity::Revocation::ApiKey(key.sha256),
+            expires,
+        )))
     }
 
     /// The identity of a key acting as `user`, narrowed to `own` permissions.

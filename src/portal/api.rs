@@ -10,7 +10,7 @@ use crate::authn::AuthnError;
 use crate::credentials::CredentialSource;
 use crate::directory::UserRecord;
 use crate::gate::AuthFailure;
-use crate::identity::{AuthMethod, Identity};
+use crate::identity::{AuthMethod, Identity, Revocation};
 use crate::respond::Reply;
 use crate::store::unix_now;
 use axum::body::Bytes;
@@ -188,12 +188,9 @@ impl SignInFailure {
                 "the account is disabled",
             ),
             SignInFailure::Banned(b) => s.responder.too_many_attempts(b, false).into_response(),
-            SignInFailure::Unavailable => error(
-                s,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "sign-in is unavailable right now; try again shortly",
-            ),
+            SignInFailure::Unavailable => {
+                store_down(s, "sign-in is unavailable right now; try again shortly")
+            }
         }
     }
 }
@@ -248,10 +245,8 @@ async fn who(
         Ok(None) => Err(unauthorized(s, "unauthorized", "authentication required")),
         Err(AuthFailure::Unauthenticated(crate::gate::Unauthenticated::Rejected(
             AuthnError::Unavailable,
-        ))) => Err(error(
+        ))) => Err(store_down(
             s,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
             "credentials cannot be checked right now; try again shortly",
         )),
         Err(failure) => {
@@ -286,10 +281,9 @@ pub(super) async fn me(
         Err(resp) => return resp,
     };
     // An external issuer's subject is not one of our users, whatever its name.
-    let external = identity.method == AuthMethod::Jwt && identity.credential_id.is_none();
-    let id = match external {
-        true => None,
-        false => stored_id(&s, &identity.subject).await,
+    let id = match identity.is_local_account() {
+        true => stored_id(&s, &identity.subject).await,
+        false => None,
     };
     no_store(Json(user_json(id, &identity, identity.method.as_str())).into_response())
 }
@@ -306,55 +300,43 @@ pub(super) async fn logout(
         Err(resp) => return resp,
     };
     let Some(store) = &s.store else {
-        return error(
-            &s,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "nothing can be revoked without a store",
-        );
+        return store_down(&s, STORE_DOWN);
     };
-    let authn = live.gate.authenticator();
     let mut set_cookie = None;
-    let jti = identity
-        .credential_id
-        .as_ref()
-        .filter(|_| identity.method == AuthMethod::Jwt);
-    let revoked = if let Some(jti) = jti {
-        let expires = identity
-            .expires_at
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(unix_now() + 86_400, |d| d.as_secs() as i64);
-        let done = store.revoke_token(jti, expires).await;
-        done.map(|()| authn.invalidate_credential(jti))
-    } else if let (Some(hash), CredentialSource::SessionCookie) = (&identity.session, source) {
-        if !super::login::same_origin(&s, &headers) {
-            return error(
-                &s,
-                StatusCode::FORBIDDEN,
-                "csrf_failed",
-                "cross-site requests may not sign you out",
-            );
+    let revoked = match (&identity.revocation, source) {
+        (Some(Revocation::Token(jti)), _) => {
+            let expires = identity
+                .expires_at
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(unix_now() + 86_400, |d| d.as_secs() as i64);
+            store.revoke_token(jti, expires).await
         }
-        set_cookie = Some(super::login::clear_session_cookie(&live));
-        let done = store.revoke_session(hash).await;
-        done.map(|()| authn.invalidate_session(hash))
-    } else {
-        return no_store(
+        (Some(Revocation::Session(hash)), CredentialSource::SessionCookie) => {
+            if !super::login::same_origin(&s, &headers) {
+                return error(
+                    &s,
+                    StatusCode::FORBIDDEN,
+                    "csrf_failed",
+                    "cross-site requests may not sign you out",
+                );
+            }
+            set_cookie = Some(super::login::clear_session_cookie(&live));
+            store.revoke_session(hash).await
+        }
+        _ => return no_store(
             Json(serde_json::json!({
                 "status": "nothing_to_revoke",
                 "message": "Basic credentials and API keys are not sessions; nothing was revoked",
             }))
             .into_response(),
-        );
+        ),
     };
     if let Err(e) = revoked {
         tracing::error!(error = %e, "cannot revoke");
-        return error(
-            &s,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "signing out failed; try again shortly",
-        );
+        return store_down(&s, "signing out failed; try again shortly");
+    }
+    if let Some(handle) = &identity.revocation {
+        live.gate.authenticator().invalidate_revoked(handle.key());
     }
     tracing::info!(user = %identity.subject, "signed out");
     let mut resp = no_store(Json(serde_json::json!({"status": "logged_out"})).into_response());
@@ -393,7 +375,7 @@ async fn account_owner(
             "API keys cannot manage API keys; sign in as the user",
         ));
     }
-    if identity.method == AuthMethod::Jwt && identity.credential_id.is_none() {
+    if !identity.is_local_account() {
         return Err(error(
             s,
             StatusCode::FORBIDDEN,
@@ -429,14 +411,17 @@ fn key_json(k: &crate::store::StoredApiKey) -> serde_json::Value {
     })
 }
 
-fn store_down(s: &PortalState) -> Response {
+/// 503 `store_unavailable`: the store did not answer; `message` says what failed.
+fn store_down(s: &PortalState, message: &str) -> Response {
     error(
         s,
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",
-        "the store does not answer; try again shortly",
+        message,
     )
 }
+
+const STORE_DOWN: &str = "the store does not answer; try again shortly";
 
 /// `GET api/me/api-keys`: the caller's live keys (never the keys themselves).
 pub(super) async fn list_keys(
@@ -450,14 +435,14 @@ pub(super) async fn list_keys(
         Err(resp) => return resp,
     };
     let Some(store) = &s.store else {
-        return store_down(&s);
+        return store_down(&s, STORE_DOWN);
     };
     match store.list_api_keys(Some(&identity.subject)).await {
         Ok(keys) => no_store(
             Json(serde_json::json!({ "api_keys": keys.iter().map(key_json).collect::<Vec<_>>() }))
                 .into_response(),
         ),
-        Err(_) => store_down(&s),
+        Err(_) => store_down(&s, STORE_DOWN),
     }
 }
 
@@ -530,7 +515,7 @@ pub(super) async fn create_key(
             }
         };
     let Some(store) = &s.store else {
-        return store_down(&s);
+        return store_down(&s, STORE_DOWN);
     };
     let key = crate::authn::generate_api_key();
     let hash = crate::authn::api_key_hash(&key);
@@ -551,7 +536,7 @@ pub(super) async fn create_key(
             *resp.status_mut() = StatusCode::CREATED;
             resp
         }
-        Err(_) => store_down(&s),
+        Err(_) => store_down(&s, STORE_DOWN),
     }
 }
 
@@ -571,16 +556,16 @@ pub(super) async fn delete_key(
         return error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key");
     };
     let Some(store) = &s.store else {
-        return store_down(&s);
+        return store_down(&s, STORE_DOWN);
     };
     match store.revoke_api_key(id, Some(&identity.subject)).await {
         Ok(sha256) => {
-            live.gate.authenticator().invalidate_credential(&sha256);
+            live.gate.authenticator().invalidate_revoked(&sha256);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(crate::store::StoreError::NotFound(_)) => {
             error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key")
         }
-        Err(_) => store_down(&s),
+        Err(_) => store_down(&s, STORE_DOWN),
     }
 }

@@ -331,7 +331,7 @@ pub(super) async fn logout_submit(
                 )
                 .into_response();
         }
-        live.gate.authenticator().invalidate_session(&hash);
+        live.gate.authenticator().invalidate_revoked(&hash);
     }
     let clear = clear_session_cookie(&live);
     see_other(&format!("{}/login", s.prefix), &[clear])

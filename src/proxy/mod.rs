@@ -75,7 +75,7 @@ pub fn host_without_port(host: &str) -> Cow<'_, str> {
 }
 
 /// The address of the connection's other end (`None` on a Unix socket).
-fn client_ip(session: &Session) -> Option<IpAddr> {
+pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -159,10 +159,7 @@ impl ProxyHttp for GatehouseProxy {
             portal_bridge::serve(session, app).await?;
             return Ok(true);
         }
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let peer = client_ip(session);
         let req = session.req_header();
         let host = host_without_port(host_header(req));
         let view = RequestView {

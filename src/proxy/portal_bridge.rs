@@ -28,10 +28,7 @@ pub async fn serve(session: &mut Session, app: &App) -> Result<()> {
         }
         body.extend_from_slice(&chunk);
     }
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
+    let peer = super::client_ip(session);
     let head = session.req_header();
     let client = ClientIp(app.client_ip(peer, &head.headers));
     let mut request = http::Request::builder()

@@ -347,3 +347,34 @@ impl Issuer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_keys_are_left_out_instead_of_panicking_later() {
+        // A 31-byte Ed25519 `x` would make the verifier slice out of bounds.
+        let short =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 31]);
+        let good = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            ed25519_dalek::SigningKey::from_bytes(&[9u8; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let set: JwkSet = serde_json::from_value(serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "kid": "short", "x": short},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "good", "x": good},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "enc", "use": "enc", "x": good},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "unpinned", "alg": "EdDSA", "x": good},
+            {"kty": "oct", "kid": "secret", "k": "c2VjcmV0"},
+        ]}))
+        .unwrap();
+        let (keys, anonymous) = decoding_keys(&set, &[Algorithm::RS256]);
+        let mut kids: Vec<&str> = keys.keys().map(String::as_str).collect();
+        kids.sort();
+        assert_eq!(kids, vec!["good"]);
+        assert!(anonymous.is_empty());
+    }
+}
