@@ -15,6 +15,7 @@ use crate::respond::Responder;
 use crate::store::Store;
 use crate::tokens::external::TrustedIssuers;
 use crate::tokens::TokenService;
+use crate::two_factor::TwoFactor;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use pingora::upstreams::peer::HttpPeer;
@@ -29,14 +30,20 @@ struct Shared {
 }
 
 fn compile_live(config: &Config, shared: &Shared) -> Live {
+    let two_factor = Arc::new(TwoFactor::new(
+        config.two_factor.clone(),
+        shared.authn.store.clone(),
+    ));
     let authn = Authenticator::new(
         Arc::new(config.directory.clone()),
         config.cache.ttl,
         config.cache.max_entries,
         shared.authn.clone(),
         config.session.idle_timeout,
+        two_factor.clone(),
     );
     Live {
+        two_factor,
         gate: Gate::new(
             config.policy.clone(),
             authn,
@@ -68,6 +75,8 @@ impl UpstreamPeer {
 /// The reloadable part of the configuration, compiled.
 pub struct Live {
     pub gate: Gate,
+    /// Who owes a second factor, and checking it.
+    pub two_factor: Arc<TwoFactor>,
     pub headers: HeaderSettings,
     pub session: crate::config::SessionSettings,
 }

@@ -4,7 +4,8 @@
 //! [`config`] (compiled once) → [`credentials`] (parse) → [`authn`] (verify
 //! into an [`identity::Identity`], through the cache, then the [`directory`]
 //! and the [`store`]; bearer JWTs through [`tokens`]) → [`policy`] (decide),
-//! with [`regulation`] refusing password guessers first,
+//! with [`regulation`] refusing password guessers first and [`two_factor`]
+//! asking people for their second factor,
 //! joined up by [`gate`] → [`respond`] (denials) or [`upstream::headers`]
 //! (identity headers for the app). [`forward_auth`] asks the same gate for
 //! Traefik, Caddy and nginx. [`proxy`] is the Pingora glue, [`portal`] the
@@ -29,4 +30,5 @@ pub mod respond;
 pub mod server;
 pub mod store;
 pub mod tokens;
+pub mod two_factor;
 pub mod upstream;

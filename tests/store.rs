@@ -223,6 +223,102 @@ async fn tokens_keys_and_regulation(store: &Store, other: &Store) {
     }
     store.purge(now + 10_000, now + 10_000).await.unwrap();
     assert!(store.active_bans(now).await.unwrap().is_empty());
+    second_factors(store, other).await;
+}
+
+/// Second factors: enrol, confirm once, each time step and recovery code
+/// accepted once (whichever replica asks), pending sign-ins that expire.
+async fn second_factors(store: &Store, other: &Store) {
+    use gatehouse::store::{PendingLogin, PendingPurpose};
+    assert_eq!(store.second_factor("eve").await.unwrap(), None);
+    store.begin_second_factor("eve", "v1.first").await.unwrap();
+    other.begin_second_factor("eve", "v1.second").await.unwrap(); // restart: replaced
+    let f = store.second_factor("eve").await.unwrap().unwrap();
+    assert_eq!((f.secret.as_str(), f.confirmed), ("v1.second", false));
+    assert!(
+        !store.use_time_step("eve", 100).await.unwrap(),
+        "an unconfirmed factor accepts no code"
+    );
+    let before = store.last_change_id().await.unwrap();
+    store
+        .confirm_second_factor("eve", 100, vec!["h1".into(), "h2".into()])
+        .await
+        .unwrap();
+    assert!(matches!(
+        other.confirm_second_factor("eve", 101, vec![]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let feed = other.changes_since(before).await.unwrap();
+    assert_eq!(
+        feed.iter()
+            .map(|c| (c.kind.as_str(), c.subject.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("user", "eve")],
+        "other replicas drop eve's cached Basic credentials"
+    );
+    assert_eq!(
+        store.begin_second_factor("eve", "v1.third").await,
+        Err(StoreError::Conflict("second factor of `eve`".into())),
+        "a confirmed factor is not replaced by a new enrolment"
+    );
+    assert!(
+        !store.use_time_step("eve", 100).await.unwrap(),
+        "the confirming step"
+    );
+    assert!(other.use_time_step("eve", 101).await.unwrap());
+    assert!(!store.use_time_step("eve", 101).await.unwrap(), "replayed");
+    assert!(!store.use_time_step("eve", 99).await.unwrap(), "older");
+    assert_eq!(store.recovery_codes_left("eve").await.unwrap(), 2);
+    assert!(store.use_recovery_code("eve", "h1").await.unwrap());
+    assert!(
+        !other.use_recovery_code("eve", "h1").await.unwrap(),
+        "spent"
+    );
+    assert!(!other.use_recovery_code("eve", "nope").await.unwrap());
+    assert!(
+        !other.use_recovery_code("alice", "h2").await.unwrap(),
+        "not hers"
+    );
+    assert_eq!(other.recovery_codes_left("eve").await.unwrap(), 1);
+
+    let now = gatehouse::store::unix_now();
+    let pending = |id: &str, expires_at| PendingLogin {
+        id_hash: id.into(),
+        username: "eve".into(),
+        purpose: PendingPurpose::Verify,
+        return_to: "https://app.example.test/".into(),
+        expires_at,
+    };
+    store
+        .create_pending_login(pending("p1", now + 60))
+        .await
+        .unwrap();
+    store
+        .create_pending_login(pending("p2", now - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.pending_login("p1").await.unwrap(),
+        Some(pending("p1", now + 60))
+    );
+    assert_eq!(other.pending_login("p2").await.unwrap(), None, "expired");
+    assert!(other.finish_pending_login("p1").await.unwrap());
+    assert!(
+        !store.finish_pending_login("p1").await.unwrap(),
+        "used once"
+    );
+
+    store.delete_second_factor("eve").await.unwrap();
+    assert_eq!(other.second_factor("eve").await.unwrap(), None);
+    assert_eq!(other.recovery_codes_left("eve").await.unwrap(), 0);
+    assert!(matches!(
+        other.delete_second_factor("eve").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Deleting a user takes their second factor along.
+    store.begin_second_factor("eve", "v1.x").await.unwrap();
+    store.delete_user("eve").await.unwrap();
+    assert_eq!(other.second_factor("eve").await.unwrap(), None);
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -17,6 +17,7 @@ use crate::policy::PermissionSet;
 use crate::store::Store;
 use crate::tokens::external::TrustedIssuers;
 use crate::tokens::{TokenError, TokenService};
+use crate::two_factor::TwoFactor;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub enum AuthnError {
     Unavailable,
     #[error("the session has ended; sign in again")]
     SessionEnded,
+    #[error("this account uses two-factor authentication, so a password alone (Basic) is refused; programs should use an API key or an `api` user, people sign in on the portal")]
+    SecondFactorRequired,
 }
 
 impl AuthnError {
@@ -60,6 +63,7 @@ impl AuthnError {
             AuthnError::Internal => "internal_error",
             AuthnError::Unavailable => "store_unavailable",
             AuthnError::SessionEnded => "session_expired",
+            AuthnError::SecondFactorRequired => "two_factor_required",
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Authenticator {
     session_idle: Duration,
     tokens: Arc<TokenService>,
     issuers: Arc<TrustedIssuers>,
+    two_factor: Arc<TwoFactor>,
 }
 
 /// What the authenticator needs besides the directory: built once at start
@@ -101,6 +106,7 @@ impl Authenticator {
         max_entries: u64,
         services: AuthnServices,
         session_idle: Duration,
+        two_factor: Arc<TwoFactor>,
     ) -> Self {
         let AuthnServices {
             metrics,
@@ -125,6 +131,7 @@ impl Authenticator {
             session_idle,
             tokens,
             issuers,
+            two_factor,
         }
     }
 
@@ -354,6 +361,13 @@ impl Authenticator {
 
     async fn verify_basic(&self, cred: &BasicCredential) -> Result<Arc<Identity>, AuthnError> {
         let user = self.verify_password(&cred.username, &cred.password).await?;
+        // A person with a second factor (or whose role needs one) cannot
+        // skip it by sending the password alone.
+        match self.two_factor.password_suffices(&user).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AuthnError::SecondFactorRequired),
+            Err(_) => return Err(AuthnError::Unavailable),
+        }
         Ok(Arc::new(
             self.directory.identity_of(&user, AuthMethod::Basic),
         ))

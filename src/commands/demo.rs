@@ -40,14 +40,48 @@ async fn first_admin(config: &Config) -> Result<Option<String>, String> {
     Ok(Some(password))
 }
 
+/// The demo's two-factor encryption key: `data/two-factor.key`, made on
+/// first start (owner-only) and kept, so enrolments survive restarts.
+fn two_factor_key_file() -> Result<std::path::PathBuf, String> {
+    use base64::Engine;
+    use rand::RngCore;
+    use std::io::Write;
+    let path = std::path::PathBuf::from("data/two-factor.key");
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all("data").map_err(|e| format!("cannot create data/: {e}"))?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let key = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(key.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 pub fn run(listen: &str) -> ExitCode {
     super::init_logging();
+    let key_file = match two_factor_key_file() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let key = generate_api_key();
     let port = listen.rsplit(':').next().unwrap_or("8080");
     let url = format!("http://127.0.0.1:{port}");
     let yaml = format!(
-        "{DEMO_YAML}api_keys:\n  - name: demo-key\n    hash: \"{}\"\n    permissions: [\"echo:read\"]\n",
-        api_key_hash(&key)
+        "{DEMO_YAML}api_keys:\n  - name: demo-key\n    hash: \"{}\"\n    permissions: [\"echo:read\"]\n\
+         two_factor:\n  encryption_key_file: \"{}\"\n",
+        api_key_hash(&key),
+        key_file.display()
     );
     let env = [
         ("GATEHOUSE__SERVER__LISTEN".to_owned(), listen.to_owned()),
@@ -96,6 +130,7 @@ pub fn run(listen: &str) -> ExitCode {
     println!("  curl -H 'Content-Type: application/json' -d '{{\"username\":\"admin\",\"password\":\"{shown}\"}}' {url}/_auth/api/login");
     println!("                                             # a JWT for `Authorization: Bearer`");
     println!("  browser: {url}/                        # sign-in page, then back with a session");
+    println!("  browser: {url}/_auth/account           # turn on two-factor authentication (TOTP)");
     println!();
     super::serve(config, None)
 }

@@ -1,4 +1,5 @@
-//! `gatehouse user …`: administer stored users (config-file users are read-only).
+//! `gatehouse user …`: administer stored users (config-file users are
+//! read-only, but their second factor lives in the store and can be reset).
 
 use crate::authn::password::hash_password;
 use crate::config::Config;
@@ -40,6 +41,11 @@ pub enum UserAction {
     Delete { username: String },
     /// Set a user's password from stdin.
     SetPassword { username: String },
+    /// Remove a user's second factor (lost device, no recovery code left);
+    /// they sign in with the password alone again, or enrol anew if their
+    /// role requires it.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor { username: String },
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -203,6 +209,18 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 &username,
                 config,
             ),
+            UserAction::ResetTwoFactor { username } => {
+                match store.delete_second_factor(&username).await {
+                    Ok(()) => {
+                        println!("two-factor authentication of {username} reset");
+                        ExitCode::SUCCESS
+                    }
+                    Err(crate::store::StoreError::NotFound(_)) => {
+                        fail(format!("`{username}` has no second factor"))
+                    }
+                    Err(e) => fail(e),
+                }
+            }
             UserAction::SetPassword { username } => {
                 let hash = match read_password().and_then(|p| hash_password(&p)) {
                     Ok(h) => h,

@@ -13,6 +13,8 @@ use crate::redirect::RedirectPolicy;
 use crate::regulation::RegulationSettings;
 use crate::tokens::external::IssuerSettings;
 use crate::tokens::{KeyMaterial, TokenSettings};
+use crate::two_factor::cipher::{SecretCipher, MIN_KEY_CHARS};
+use crate::two_factor::TwoFactorSettings;
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashSet};
@@ -39,6 +41,7 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub trusted_issuers: Vec<IssuerSettings>,
     pub regulation: RegulationSettings,
+    pub two_factor: TwoFactorSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +214,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
     let tokens = tokens(&mut c, raw.tokens, public_url.as_ref());
     let trusted_issuers = trusted_issuers(&mut c, raw.trusted_issuers, &roles);
     let regulation = regulation(&mut c, raw.regulation);
+    let two_factor = two_factor(&mut c, raw.two_factor, &portal.title, &roles);
     Some(Config {
         server: server?,
         public_url: public_url?,
@@ -230,6 +234,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         tokens,
         trusted_issuers,
         regulation,
+        two_factor,
     })
 }
 
@@ -961,4 +966,66 @@ fn regulation(c: &mut Checker, raw: raw::RawRegulation) -> RegulationSettings {
         );
     }
     settings
+}
+
+fn two_factor(
+    c: &mut Checker,
+    raw: raw::RawTwoFactor,
+    title: &str,
+    roles: &Roles,
+) -> TwoFactorSettings {
+    let d = TwoFactorSettings::default();
+    // Apps split the label on `:`; a title borrowed as issuer loses them.
+    let issuer = raw
+        .issuer
+        .unwrap_or_else(|| title.replace(':', "").trim().to_owned());
+    if issuer.is_empty() || issuer.contains(':') {
+        c.err(
+            "two_factor.issuer",
+            "must be a non-empty name without `:` (authenticator apps split on it)",
+        );
+    }
+    let cipher = match raw.encryption_key.as_deref() {
+        Some(k) if k.chars().count() < MIN_KEY_CHARS => {
+            c.err(
+                "two_factor.encryption_key",
+                format!(
+                    "must be at least {MIN_KEY_CHARS} characters (try `openssl rand -base64 32`)"
+                ),
+            );
+            None
+        }
+        Some(k) => Some(SecretCipher::new(k)),
+        None => None,
+    };
+    let mut required = std::collections::BTreeSet::new();
+    for (i, role) in raw.required_for_roles.into_iter().enumerate() {
+        if !roles.contains(&role) {
+            c.err(
+                &format!("two_factor.required_for_roles[{i}]"),
+                format!("role `{role}` is not defined under `roles`"),
+            );
+        }
+        required.insert(role);
+    }
+    if !required.is_empty() && cipher.is_none() {
+        c.err(
+            "two_factor.required_for_roles",
+            "needs `two_factor.encryption_key` (or `encryption_key_file`): without it nobody can enrol",
+        );
+    }
+    let pending_ttl = c.duration(
+        "two_factor.pending_ttl",
+        raw.pending_ttl.as_deref(),
+        d.pending_ttl,
+    );
+    if pending_ttl.is_zero() {
+        c.err("two_factor.pending_ttl", "must be longer than zero");
+    }
+    TwoFactorSettings {
+        issuer,
+        required_for_roles: required,
+        cipher,
+        pending_ttl,
+    }
 }

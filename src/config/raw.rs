@@ -58,6 +58,9 @@ pub struct RawConfig {
     /// Limits on failed sign-ins.
     #[serde(default)]
     pub regulation: RawRegulation,
+    /// TOTP second factors.
+    #[serde(default)]
+    pub two_factor: RawTwoFactor,
 }
 
 /// `server:`
@@ -320,4 +323,20 @@ pub struct RawRegulation {
     pub find_time: Option<String>,
     /// How long a ban lasts (default `15m`).
     pub ban_time: Option<String>,
+}
+
+/// `two_factor:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTwoFactor {
+    /// Name authenticator apps show beside the account (default: `portal.title`).
+    pub issuer: Option<String>,
+    /// At least 32 characters; encrypts TOTP secrets and keys recovery-code
+    /// hashes. Usually `encryption_key_file`. Without it nobody can enrol.
+    pub encryption_key: Option<String>,
+    /// Roles whose regular users must enrol before they get a session.
+    #[serde(default)]
+    pub required_for_roles: Vec<String>,
+    /// How long the code may take after the password (default `5m`).
+    pub pending_ttl: Option<String>,
 }

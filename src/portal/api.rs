@@ -12,7 +12,8 @@ use crate::directory::UserRecord;
 use crate::gate::AuthFailure;
 use crate::identity::{AuthMethod, Identity, Revocation};
 use crate::respond::Reply;
-use crate::store::unix_now;
+use crate::store::{unix_now, PendingPurpose};
+use crate::two_factor::TwoFactorError;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// `{"error", "message"}` with a status.
-fn error(s: &PortalState, status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error(s: &PortalState, status: StatusCode, code: &str, message: &str) -> Response {
     s.responder.json(status, code, message).into_response()
 }
 
@@ -56,7 +57,7 @@ pub(super) fn json_body<T: DeserializeOwned>(
     })
 }
 
-fn no_store(mut resp: Response) -> Response {
+pub(super) fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -68,12 +69,17 @@ pub(super) struct LoginRequest {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
-    #[allow(dead_code)] // two-factor authentication arrives with its issue
+    /// A TOTP code or a recovery code, for accounts with a second factor.
     two_factor_code: Option<String>,
 }
 
 /// The `user` object of `api/login` and the body of `api/me`.
-fn user_json(id: Option<i64>, identity: &Identity, auth_method: &str) -> serde_json::Value {
+fn user_json(
+    id: Option<i64>,
+    identity: &Identity,
+    auth_method: &str,
+    two_factor_enabled: bool,
+) -> serde_json::Value {
     let permissions: Vec<String> = identity.permissions.iter().map(|p| p.to_string()).collect();
     serde_json::json!({
         "id": id,
@@ -83,7 +89,7 @@ fn user_json(id: Option<i64>, identity: &Identity, auth_method: &str) -> serde_j
         "type": identity.kind.as_str(),
         "role": identity.role,
         "permissions": permissions,
-        "two_factor_enabled": false,
+        "two_factor_enabled": two_factor_enabled,
         "auth_method": auth_method,
     })
 }
@@ -121,10 +127,35 @@ pub(super) async fn login(
             "`username` (or `email`) and `password` are required",
         );
     }
+    let code = req.two_factor_code.as_deref().map(str::trim).unwrap_or("");
     let user = match sign_in(&live, login, password, ip).await {
         Ok(u) => u,
-        Err(failure) => return failure.into_response(&s),
+        Err(failure) => {
+            if failure == SignInFailure::Invalid && !code.is_empty() {
+                // Look the second factor up anyway, so the time taken does
+                // not tell a wrong password from a wrong code.
+                let _ = live.two_factor.is_enabled(login).await;
+            }
+            return failure.into_response(&s);
+        }
     };
+    let two_factor_enabled = match live.two_factor.owed(&user).await {
+        Ok(None) => false,
+        Ok(Some(PendingPurpose::Verify)) if code.is_empty() => {
+            return SignInFailure::SecondFactorRequired.into_response(&s)
+        }
+        Ok(Some(PendingPurpose::Verify)) => {
+            if let Err(failure) = check_code(&live, &user.username, code, ip).await {
+                return failure.into_response(&s);
+            }
+            true
+        }
+        Ok(Some(PendingPurpose::Enrol)) => {
+            return SignInFailure::EnrolmentRequired.into_response(&s)
+        }
+        Err(_) => return SignInFailure::Unavailable.into_response(&s),
+    };
+    signed_in(&live, &user.username).await;
     let authn = live.gate.authenticator();
     let now = unix_now();
     let issued = match authn.tokens().issue(&user, now) {
@@ -157,19 +188,24 @@ pub(super) async fn login(
             "token_type": "Bearer",
             "expires_at": expires_at,
             "expires_in": issued.expires_at - now,
-            "user": user_json(id, &identity, "jwt"),
+            "user": user_json(id, &identity, "jwt", two_factor_enabled),
         }))
         .into_response(),
     )
 }
 
 /// Why a sign-in did not succeed, answered the same way by page and API.
+#[derive(Debug, PartialEq)]
 pub(super) enum SignInFailure {
-    /// Wrong name or password (never says which).
+    /// Wrong name, password or code (never says which).
     Invalid,
     Disabled,
     Banned(crate::regulation::Banned),
     Unavailable,
+    /// The password is right; the account's second factor is missing.
+    SecondFactorRequired,
+    /// The password is right; the role requires a second factor not yet enrolled.
+    EnrolmentRequired,
 }
 
 impl SignInFailure {
@@ -188,6 +224,18 @@ impl SignInFailure {
                 "the account is disabled",
             ),
             SignInFailure::Banned(b) => s.responder.too_many_attempts(b, false).into_response(),
+            SignInFailure::SecondFactorRequired => error(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "two_factor_required",
+                "this account uses two-factor authentication: send `two_factor_code` (a code from the authenticator app, or a recovery code)",
+            ),
+            SignInFailure::EnrolmentRequired => error(
+                s,
+                StatusCode::FORBIDDEN,
+                "two_factor_enrolment_required",
+                "your role requires two-factor authentication: sign in on the portal's sign-in page once to set it up",
+            ),
             SignInFailure::Unavailable => {
                 store_down(s, "sign-in is unavailable right now; try again shortly")
             }
@@ -197,7 +245,8 @@ impl SignInFailure {
 
 /// Check a name (or e-mail) and password under regulation: a banned user
 /// or address is refused before any password work; a wrong password
-/// counts against both; success clears the user's count.
+/// counts against both. The count is cleared only once every factor is
+/// in ([`signed_in`]), so a known password does not reset code guessing.
 pub(super) async fn sign_in(
     live: &Live,
     login: &str,
@@ -217,10 +266,7 @@ pub(super) async fn sign_in(
         .check(&username, ip)
         .map_err(SignInFailure::Banned)?;
     match authn.verify_password(&username, password).await {
-        Ok(user) => {
-            regulator.succeeded(&username).await;
-            Ok(user)
-        }
+        Ok(user) => Ok(user),
         Err(AuthnError::InvalidCredentials) => {
             regulator.failed(&username, ip).await;
             Err(SignInFailure::Invalid)
@@ -231,6 +277,53 @@ pub(super) async fn sign_in(
             Err(SignInFailure::Unavailable)
         }
     }
+}
+
+/// Check a second-factor code (TOTP or recovery) under regulation, like
+/// a password: refused while banned, counted when wrong.
+pub(super) async fn check_code(
+    live: &Live,
+    username: &str,
+    code: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), SignInFailure> {
+    let regulator = live.gate.regulator();
+    regulator
+        .check(username, ip)
+        .map_err(SignInFailure::Banned)?;
+    match live.two_factor.verify(username, code).await {
+        Ok(()) => Ok(()),
+        Err(TwoFactorError::InvalidCode) => {
+            regulator.failed(username, ip).await;
+            Err(SignInFailure::Invalid)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, user = %username, "second factor cannot be checked");
+            Err(SignInFailure::Unavailable)
+        }
+    }
+}
+
+/// The signed-in user proves they are at the keyboard before a sensitive
+/// change: a current code when given, else the password (both regulated).
+/// `None` when neither was sent.
+pub(super) async fn reauthenticate(
+    live: &Live,
+    username: &str,
+    code: &str,
+    password: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Option<Result<(), SignInFailure>> {
+    Some(match (code.trim(), password) {
+        ("", "") => return None,
+        ("", password) => sign_in(live, username, password, ip).await.map(|_| ()),
+        (code, _) => check_code(live, username, code, ip).await,
+    })
+}
+
+/// Every factor is in: forget the user's failed attempts.
+pub(super) async fn signed_in(live: &Live, username: &str) {
+    live.gate.regulator().succeeded(username).await;
 }
 
 /// The identity behind the request's credential, or the answer to send.
@@ -281,11 +374,25 @@ pub(super) async fn me(
         Err(resp) => return resp,
     };
     // An external issuer's subject is not one of our users, whatever its name.
-    let id = match identity.is_local_account() {
-        true => stored_id(&s, &identity.subject).await,
-        false => None,
+    let (id, two_factor_enabled) = match identity.is_local_account() {
+        true => (
+            stored_id(&s, &identity.subject).await,
+            live.two_factor
+                .is_enabled(&identity.subject)
+                .await
+                .unwrap_or(false),
+        ),
+        false => (None, false),
     };
-    no_store(Json(user_json(id, &identity, identity.method.as_str())).into_response())
+    no_store(
+        Json(user_json(
+            id,
+            &identity,
+            identity.method.as_str(),
+            two_factor_enabled,
+        ))
+        .into_response(),
+    )
 }
 
 /// `POST api/logout`: revoke the token or session the request came with.
@@ -359,7 +466,7 @@ pub(super) async fn jwks(Extension(live): Extension<Arc<Live>>) -> Response {
 /// The identity for an account endpoint: a person or machine signed in by
 /// session, token or password — not an API key (keys do not mint keys).
 /// Cookie-authenticated writes must come from our own origin.
-async fn account_owner(
+pub(super) async fn account_owner(
     s: &PortalState,
     live: &Live,
     headers: &HeaderMap,
@@ -412,7 +519,7 @@ fn key_json(k: &crate::store::StoredApiKey) -> serde_json::Value {
 }
 
 /// 503 `store_unavailable`: the store did not answer; `message` says what failed.
-fn store_down(s: &PortalState, message: &str) -> Response {
+pub(super) fn store_down(s: &PortalState, message: &str) -> Response {
     error(
         s,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -421,7 +528,7 @@ fn store_down(s: &PortalState, message: &str) -> Response {
     )
 }
 
-const STORE_DOWN: &str = "the store does not answer; try again shortly";
+pub(super) const STORE_DOWN: &str = "the store does not answer; try again shortly";
 
 /// `GET api/me/api-keys`: the caller's live keys (never the keys themselves).
 pub(super) async fn list_keys(

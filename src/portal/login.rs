@@ -1,7 +1,7 @@
 //! The sign-in and sign-out pages: server-rendered forms, CSRF-protected by a
 //! double-submit cookie, sessions created with a fresh id at every login.
 
-use super::api::{sign_in, SignInFailure};
+use super::api::{sign_in, signed_in, SignInFailure};
 use super::{ClientIp, PortalState};
 use crate::app::Live;
 use crate::authn::{new_session_id, session_id_hash};
@@ -54,7 +54,14 @@ pub(super) fn session_cookie(live: &Live, id: &str) -> String {
 }
 
 /// `Set-Cookie` value.
-fn cookie(live: &Live, name: &str, value: &str, max_age: i64, path: &str, lax: bool) -> String {
+pub(super) fn cookie(
+    live: &Live,
+    name: &str,
+    value: &str,
+    max_age: i64,
+    path: &str,
+    lax: bool,
+) -> String {
     let mut c = format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={}",
         if lax { "Lax" } else { "Strict" }
@@ -71,7 +78,7 @@ fn cookie(live: &Live, name: &str, value: &str, max_age: i64, path: &str, lax: b
     c
 }
 
-fn first_cookie<'h>(headers: &'h HeaderMap, name: &'h str) -> Option<&'h str> {
+pub(super) fn first_cookie<'h>(headers: &'h HeaderMap, name: &'h str) -> Option<&'h str> {
     cookie_values(headers, name).next()
 }
 
@@ -142,7 +149,7 @@ pub(super) fn page(
 }
 
 /// `Cache-Control: no-store` plus the given `Set-Cookie` values.
-fn uncached_with_cookies(mut resp: Response, set_cookies: &[String]) -> Response {
+pub(super) fn uncached_with_cookies(mut resp: Response, set_cookies: &[String]) -> Response {
     let headers = resp.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for c in set_cookies {
@@ -155,14 +162,14 @@ fn uncached_with_cookies(mut resp: Response, set_cookies: &[String]) -> Response
 
 /// What the sign-in page shows besides the form.
 #[derive(Default)]
-struct LoginView<'a> {
-    rd: &'a str,
-    username: &'a str,
-    error: Option<&'a str>,
-    setup_open: bool,
+pub(super) struct LoginView<'a> {
+    pub rd: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+    pub setup_open: bool,
 }
 
-fn login_page_response(
+pub(super) fn login_page_response(
     s: &PortalState,
     live: &Live,
     headers: &HeaderMap,
@@ -257,22 +264,44 @@ pub(super) async fn login_submit(
             );
             return resp;
         }
-        Err(SignInFailure::Unavailable) => {
+        Err(
+            SignInFailure::Unavailable
+            | SignInFailure::SecondFactorRequired
+            | SignInFailure::EnrolmentRequired,
+        ) => {
             return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
         }
     };
+    let target = return_to(&s, &form.rd);
+    match live.two_factor.owed(&user).await {
+        Ok(None) => {}
+        // The password is right; the session waits for the second factor.
+        Ok(Some(purpose)) => {
+            return match super::second_factor::begin(&s, &live, &user.username, purpose, &target)
+                .await
+            {
+                Some(resp) => resp,
+                None => again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
+            };
+        }
+        Err(_) => return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
+    }
+    signed_in(&live, &user.username).await;
     let Some(session_cookie) = start_session(&s, &live, &user.username).await else {
         return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
     };
-    let target = s
-        .redirect
-        .validate(&form.rd)
-        .map(String::from)
-        .unwrap_or_else(|| s.redirect.public_url().to_string());
     see_other(&target, &[session_cookie])
 }
 
-const UNAVAILABLE: &str = "Sign-in is unavailable right now. Try again shortly.";
+/// Where to go after signing in: `rd` when it is allowed, else the app.
+pub(super) fn return_to(s: &PortalState, rd: &str) -> String {
+    s.redirect
+        .validate(rd)
+        .map(String::from)
+        .unwrap_or_else(|| s.redirect.public_url().to_string())
+}
+
+pub(super) const UNAVAILABLE: &str = "Sign-in is unavailable right now. Try again shortly.";
 
 /// Create a session for `username` with a brand-new id (whatever session
 /// cookie came in is never promoted) and answer its `Set-Cookie`.

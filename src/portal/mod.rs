@@ -2,11 +2,15 @@
 //!
 //! An axum `Router`, called in-process by the proxy for paths under
 //! `portal.prefix`, so handlers use ordinary extractors while the hot path
-//! stays pure Pingora: health, readiness, info, the sign-in and setup
-//! pages, and the JSON API for tokens.
+//! stays pure Pingora: health, readiness, info, the sign-in, `2fa`,
+//! account and setup pages, and the JSON API for tokens, API keys and
+//! second factors.
 
+mod account;
 mod api;
+mod api_two_factor;
 mod login;
+mod second_factor;
 mod setup;
 
 use crate::redirect::RedirectPolicy;
@@ -40,6 +44,15 @@ pub fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> 
     env.add_template("login.html", include_str!("../../templates/login.html"))?;
     env.add_template("logout.html", include_str!("../../templates/logout.html"))?;
     env.add_template("setup.html", include_str!("../../templates/setup.html"))?;
+    env.add_template(
+        "two_factor.html",
+        include_str!("../../templates/two_factor.html"),
+    )?;
+    env.add_template(
+        "recovery_codes.html",
+        include_str!("../../templates/recovery_codes.html"),
+    )?;
+    env.add_template("account.html", include_str!("../../templates/account.html"))?;
     Ok(env)
 }
 
@@ -56,6 +69,14 @@ pub fn router(state: Arc<PortalState>) -> Router {
             get(login::logout_page).post(login::logout_submit),
         )
         .route("/setup", get(setup::setup_page).post(setup::setup_submit))
+        .route(
+            "/2fa",
+            get(second_factor::code_form).post(second_factor::code_submit),
+        )
+        .route("/account", get(account::show))
+        .route("/account/2fa", post(account::enrol))
+        .route("/account/2fa/confirm", post(account::confirm))
+        .route("/account/2fa/disable", post(account::disable))
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))
@@ -64,6 +85,11 @@ pub fn router(state: Arc<PortalState>) -> Router {
             get(api::list_keys).post(api::create_key),
         )
         .route("/api/me/api-keys/{id}", delete(api::delete_key))
+        .route(
+            "/api/me/2fa",
+            post(api_two_factor::enrol).delete(api_two_factor::disable),
+        )
+        .route("/api/me/2fa/confirm", post(api_two_factor::confirm))
         .route("/.well-known/jwks.json", get(api::jwks));
     Router::new()
         .nest(&prefix, routes)

@@ -1,5 +1,5 @@
-//! The store: users, sessions, revoked tokens, signing keys and sign-in
-//! failures, in SQLite or PostgreSQL.
+//! The store: users, sessions, revoked tokens, signing keys, sign-in
+//! failures, API keys and second factors, in SQLite or PostgreSQL.
 //!
 //! One implementation over sqlx's `Any` driver serves both backends; only the
 //! migrations differ (`migrations/sqlite`, `migrations/postgres`), and one
@@ -10,6 +10,10 @@
 //!
 //! Queries run on a runtime of the store's own when one is given (the server
 //! does this), so Pingora's per-worker runtimes never own database sockets.
+
+mod two_factor;
+
+pub use two_factor::{PendingLogin, PendingPurpose, StoredSecondFactor};
 
 use crate::directory::{UserRecord, UserStatus};
 use crate::identity::UserKind;
@@ -406,6 +410,17 @@ impl Store {
                         .await
                 }
                 None => {
+                    for sql in [
+                        "DELETE FROM two_factor WHERE username = $1",
+                        "DELETE FROM recovery_codes WHERE username = $1",
+                        "DELETE FROM pending_logins WHERE username = $1",
+                    ] {
+                        sqlx::query(sql)
+                            .bind(username.clone())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
+                    }
                     sqlx::query("DELETE FROM users WHERE username = $1")
                         .bind(username.clone())
                         .execute(&mut *tx)
@@ -707,6 +722,7 @@ impl Store {
                 ("DELETE FROM sessions WHERE expires_at < $1", now),
                 ("DELETE FROM revoked_tokens WHERE expires_at < $1", now),
                 ("DELETE FROM bans WHERE until < $1", now),
+                ("DELETE FROM pending_logins WHERE expires_at < $1", now),
                 ("DELETE FROM login_failures WHERE at < $1", before),
                 ("DELETE FROM changes WHERE at < $1", before),
             ] {

@@ -1,0 +1,198 @@
+//! The JSON API for the caller's second factor: `POST api/me/2fa` (start
+//! enrolling: secret, `otpauth://` URL, QR code as SVG), `POST
+//! api/me/2fa/confirm` (turn it on with a code → recovery codes) and
+//! `DELETE api/me/2fa` (turn it off with a code or the password).
+
+use super::api::{account_owner, error, json_body, no_store, reauthenticate, SignInFailure};
+use super::{ClientIp, PortalState};
+use crate::app::Live;
+use crate::directory::UserRecord;
+use crate::identity::Identity;
+use crate::two_factor::TwoFactorError;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// `{"error", "message"}` for a second-factor operation that did not happen.
+fn refused(s: &PortalState, e: &TwoFactorError) -> Response {
+    let (status, code) = match e {
+        TwoFactorError::NotConfigured => (StatusCode::NOT_IMPLEMENTED, "two_factor_not_configured"),
+        TwoFactorError::NotForMachines => (StatusCode::FORBIDDEN, "two_factor_not_allowed"),
+        TwoFactorError::AlreadyEnabled => (StatusCode::CONFLICT, "two_factor_already_enabled"),
+        TwoFactorError::NotEnrolling => (StatusCode::CONFLICT, "two_factor_not_started"),
+        TwoFactorError::NotEnabled => (StatusCode::CONFLICT, "two_factor_not_enabled"),
+        TwoFactorError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_code"),
+        TwoFactorError::Undecryptable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "two_factor_unavailable")
+        }
+        TwoFactorError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+    };
+    error(s, status, code, &e.to_string())
+}
+
+/// The caller (session or token; not an API key) and their user record.
+async fn caller(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(Arc<Identity>, UserRecord), Response> {
+    let identity = account_owner(s, live, headers, ip, true).await?;
+    match live
+        .gate
+        .authenticator()
+        .find_login(&identity.subject)
+        .await
+    {
+        Ok(Some(user)) => Ok((identity, user)),
+        _ => Err(refused(s, &TwoFactorError::Unavailable)),
+    }
+}
+
+/// `POST api/me/2fa`.
+pub(super) async fn enrol(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let (_, user) = match caller(&s, &live, &headers, ip).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    match live.two_factor.begin(&user).await {
+        Ok(e) => no_store(
+            Json(serde_json::json!({
+                "secret": e.secret,
+                "otpauth_url": e.otpauth_url,
+                "qr_svg": e.qr_svg,
+                "confirmed": false,
+            }))
+            .into_response(),
+        ),
+        Err(e) => refused(&s, &e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CodeRequest {
+    code: Option<String>,
+    password: Option<String>,
+}
+
+/// The caller and their JSON body.
+async fn caller_with(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+    body: &Bytes,
+) -> Result<(Arc<Identity>, UserRecord, CodeRequest), Response> {
+    let (identity, user) = caller(s, live, headers, ip).await?;
+    let req = json_body(s, headers, body).map_err(IntoResponse::into_response)?;
+    Ok((identity, user, req))
+}
+
+/// `POST api/me/2fa/confirm` with `{code}`.
+pub(super) async fn confirm(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (identity, _, req) = match caller_with(&s, &live, &headers, ip, &body).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let Some(code) = req.code.as_deref().map(str::trim).filter(|c| !c.is_empty()) else {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`code` (the 6 digits the authenticator app shows) is required",
+        );
+    };
+    match live.two_factor.confirm(&identity.subject, code).await {
+        Ok(codes) => {
+            // Password-only credentials cached here stop working now (other
+            // replicas hear it through the change feed).
+            live.gate.authenticator().invalidate_user(&identity.subject);
+            no_store(
+                Json(serde_json::json!({
+                    "two_factor_enabled": true,
+                    "recovery_codes": codes,
+                }))
+                .into_response(),
+            )
+        }
+        Err(e) => refused(&s, &e),
+    }
+}
+
+/// `DELETE api/me/2fa` with `{code}` or `{password}`.
+pub(super) async fn disable(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (identity, user, req) = match caller_with(&s, &live, &headers, ip, &body).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    if live.two_factor.required_for(&user) {
+        return error(
+            &s,
+            StatusCode::FORBIDDEN,
+            "two_factor_required_for_role",
+            "your role requires two-factor authentication; an administrator can reset it",
+        );
+    }
+    match live.two_factor.is_enabled(&identity.subject).await {
+        // Already off: at most an unconfirmed enrolment to drop.
+        Ok(false) => {
+            let _ = live.two_factor.remove(&identity.subject).await;
+            return no_store(
+                Json(serde_json::json!({"two_factor_enabled": false})).into_response(),
+            );
+        }
+        Ok(true) => {}
+        Err(e) => return refused(&s, &e),
+    }
+    let code = req.code.as_deref().unwrap_or("");
+    let password = req.password.as_deref().unwrap_or("");
+    match reauthenticate(&live, &identity.subject, code, password, ip).await {
+        None => {
+            return error(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "send a current `code` or your `password`",
+            )
+        }
+        Some(Ok(())) => {}
+        Some(Err(SignInFailure::Banned(b))) => {
+            return s.responder.too_many_attempts(b, false).into_response()
+        }
+        Some(Err(SignInFailure::Unavailable)) => return refused(&s, &TwoFactorError::Unavailable),
+        Some(Err(_)) => {
+            return error(
+                &s,
+                StatusCode::FORBIDDEN,
+                "invalid_credentials",
+                "the code or password is wrong",
+            )
+        }
+    }
+    match live.two_factor.remove(&identity.subject).await {
+        Ok(()) => no_store(Json(serde_json::json!({"two_factor_enabled": false})).into_response()),
+        Err(e) => refused(&s, &e),
+    }
+}

@@ -1,0 +1,295 @@
+//! The `2fa` page: the step between a right password and a session.
+//!
+//! The password page leaves a pending sign-in in the store (only the hash of
+//! its id; the id rides in a short-lived, `SameSite=Strict` cookie) and
+//! sends the browser here. This page asks for the code, or, when the user's
+//! role requires a second factor not yet set up, shows the QR code to enrol
+//! first. Only a right code turns the pending sign-in into a session.
+
+use super::api::{check_code, signed_in, SignInFailure};
+use super::login::{
+    cookie, csrf_ok, csrf_refused, csrf_token, first_cookie, login_page_response, page, see_other,
+    start_session, LoginView, UNAVAILABLE,
+};
+use super::{ClientIp, PortalState};
+use crate::app::Live;
+use crate::authn::{new_session_id, session_id_hash};
+use crate::store::{unix_now, PendingLogin, PendingPurpose};
+use crate::two_factor::{Enrolment, TwoFactorError};
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The cookie carrying the pending sign-in's id.
+const PENDING_COOKIE: &str = "gatehouse_2fa";
+
+#[derive(Deserialize)]
+pub(super) struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Password accepted, second factor owed: remember the sign-in and send the
+/// browser to the `2fa` page. `None` when the store cannot take it.
+pub(super) async fn begin(
+    s: &PortalState,
+    live: &Live,
+    username: &str,
+    purpose: PendingPurpose,
+    return_to: &str,
+) -> Option<Response> {
+    let store = s.store.as_ref()?;
+    let id = new_session_id();
+    let ttl = live.two_factor.pending_ttl().as_secs() as i64;
+    let pending = PendingLogin {
+        id_hash: session_id_hash(&id),
+        username: username.to_owned(),
+        purpose,
+        return_to: return_to.to_owned(),
+        expires_at: unix_now() + ttl,
+    };
+    if let Err(e) = store.create_pending_login(pending).await {
+        tracing::error!(error = %e, "cannot remember a pending sign-in");
+        return None;
+    }
+    let set = cookie(live, PENDING_COOKIE, &id, ttl, &s.prefix, false);
+    Some(see_other(&format!("{}/2fa", s.prefix), &[set]))
+}
+
+/// The pending sign-in the request's cookie names, if still live.
+async fn pending(s: &PortalState, headers: &HeaderMap) -> Result<Option<PendingLogin>, StatusCode> {
+    let (Some(store), Some(id)) = (&s.store, first_cookie(headers, PENDING_COOKIE)) else {
+        return Ok(None);
+    };
+    store
+        .pending_login(&session_id_hash(id))
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+}
+
+fn clear_pending(s: &PortalState, live: &Live) -> String {
+    cookie(live, PENDING_COOKIE, "", 0, &s.prefix, false)
+}
+
+/// The sign-in page again, because the pending sign-in is gone.
+fn expired(s: &PortalState, live: &Live, headers: &HeaderMap) -> Response {
+    let view = LoginView {
+        error: Some("Your sign-in took too long or has ended. Enter your password again."),
+        ..LoginView::default()
+    };
+    let mut resp = login_page_response(s, live, headers, StatusCode::UNAUTHORIZED, view);
+    if let Ok(v) = HeaderValue::from_str(&clear_pending(s, live)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// What the `2fa` page shows besides the code field.
+struct CodeView<'a> {
+    error: Option<&'a str>,
+    /// Enrolling first: the QR code and secret.
+    enrolment: Option<&'a Enrolment>,
+}
+
+fn code_page(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    status: StatusCode,
+    view: CodeView<'_>,
+) -> Response {
+    let (csrf, set) = csrf_token(s, live, headers);
+    let ctx = minijinja::context! {
+        title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix,
+        csrf => csrf, error => view.error,
+        enrol => view.enrolment.is_some(),
+        secret => view.enrolment.map(|e| e.secret.as_str()),
+        otpauth_url => view.enrolment.map(|e| e.otpauth_url.as_str()),
+        qr_svg => view.enrolment.map(|e| e.qr_svg.as_str()),
+    };
+    page(s, status, "two_factor.html", ctx, set.as_slice())
+}
+
+/// The enrolment to show `username` (started now, or the one in progress).
+pub(super) async fn enrolment_for(
+    live: &Live,
+    username: &str,
+) -> Result<Enrolment, TwoFactorError> {
+    let user = live
+        .gate
+        .authenticator()
+        .find_login(username)
+        .await
+        .map_err(|_| TwoFactorError::Unavailable)?
+        .ok_or(TwoFactorError::NotEnrolling)?;
+    live.two_factor.begin(&user).await
+}
+
+fn unavailable(s: &PortalState) -> Response {
+    s.responder
+        .page(StatusCode::SERVICE_UNAVAILABLE, "Try again", UNAVAILABLE)
+        .into_response()
+}
+
+/// `GET 2fa`.
+pub(super) async fn code_form(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    headers: HeaderMap,
+) -> Response {
+    let pending = match pending(&s, &headers).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return see_other(&format!("{}/login", s.prefix), &[]),
+        Err(_) => return unavailable(&s),
+    };
+    match pending.purpose {
+        PendingPurpose::Verify => {
+            let view = CodeView {
+                error: None,
+                enrolment: None,
+            };
+            code_page(&s, &live, &headers, StatusCode::OK, view)
+        }
+        PendingPurpose::Enrol => match enrolment_for(&live, &pending.username).await {
+            Ok(enrolment) => {
+                let view = CodeView {
+                    error: None,
+                    enrolment: Some(&enrolment),
+                };
+                code_page(&s, &live, &headers, StatusCode::OK, view)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, user = %pending.username, "enrolment cannot start");
+                unavailable(&s)
+            }
+        },
+    }
+}
+
+/// `POST 2fa`: the code (or a recovery code); a session when it is right.
+pub(super) async fn code_submit(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, &form.csrf) {
+        return csrf_refused(&s);
+    }
+    let pending = match pending(&s, &headers).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return expired(&s, &live, &headers),
+        Err(_) => return unavailable(&s),
+    };
+    let username = pending.username.as_str();
+    let checked = match pending.purpose {
+        PendingPurpose::Verify => check_code(&live, username, &form.code, ip)
+            .await
+            .map(|()| None),
+        PendingPurpose::Enrol => confirm_enrolment(&live, username, &form.code, ip)
+            .await
+            .map(Some),
+    };
+    let recovery_codes = match checked {
+        Ok(codes) => codes,
+        Err(failure) => return refused(&s, &live, &headers, &pending, failure).await,
+    };
+    // One pending sign-in makes one session, even from two tabs at once.
+    let Some(store) = &s.store else {
+        return unavailable(&s);
+    };
+    match store.finish_pending_login(&pending.id_hash).await {
+        Ok(true) => {}
+        Ok(false) => return expired(&s, &live, &headers),
+        Err(_) => return unavailable(&s),
+    }
+    signed_in(&live, username).await;
+    let Some(session) = start_session(&s, &live, username).await else {
+        return unavailable(&s);
+    };
+    let cookies = [session, clear_pending(&s, &live)];
+    match recovery_codes {
+        None => see_other(&pending.return_to, &cookies),
+        Some(codes) => {
+            let ctx = minijinja::context! {
+                title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix,
+                codes => codes, continue_to => &pending.return_to,
+            };
+            page(&s, StatusCode::OK, "recovery_codes.html", ctx, &cookies)
+        }
+    }
+}
+
+/// Confirm the enrolment a required role asked for, under regulation.
+async fn confirm_enrolment(
+    live: &Live,
+    username: &str,
+    code: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Vec<String>, SignInFailure> {
+    let regulator = live.gate.regulator();
+    regulator
+        .check(username, ip)
+        .map_err(SignInFailure::Banned)?;
+    match live.two_factor.confirm(username, code).await {
+        Ok(codes) => {
+            live.gate.authenticator().invalidate_user(username);
+            Ok(codes)
+        }
+        Err(TwoFactorError::InvalidCode) => {
+            regulator.failed(username, ip).await;
+            Err(SignInFailure::Invalid)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, user = %username, "enrolment cannot be confirmed");
+            Err(SignInFailure::Unavailable)
+        }
+    }
+}
+
+/// The `2fa` page again, saying why the code was not taken.
+async fn refused(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    pending: &PendingLogin,
+    failure: SignInFailure,
+) -> Response {
+    let (status, message, retry_after) = match failure {
+        SignInFailure::Banned(b) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed attempts. Try again in {} minutes.",
+                b.retry_after.as_secs().div_ceil(60)
+            ),
+            Some(b.retry_after.as_secs().max(1)),
+        ),
+        SignInFailure::Unavailable => return unavailable(s),
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            "That code is not valid. Enter the current code from your app, or a recovery code."
+                .to_owned(),
+            None,
+        ),
+    };
+    let enrolment = match pending.purpose {
+        PendingPurpose::Enrol => enrolment_for(live, &pending.username).await.ok(),
+        PendingPurpose::Verify => None,
+    };
+    let view = CodeView {
+        error: Some(&message),
+        enrolment: enrolment.as_ref(),
+    };
+    let mut resp = code_page(s, live, headers, status, view);
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
