@@ -687,3 +687,103 @@ fn two_factor_config_errors_name_the_key() {
     ));
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn account_forms_need_a_session_and_their_csrf_token() {
+    let site = site();
+    let g = &site.g;
+    let (csrf, token, r) = page_password(g, "amy", "amy-password", "");
+    assert_eq!(r.status(), 303);
+    let session = set_cookie_value(&r, "gatehouse_session").unwrap();
+    let cookies = format!("gatehouse_csrf={csrf}; gatehouse_session={session}");
+    let post = |path: &str, cookie: &str, form: &[(&str, &str)]| {
+        client()
+            .post(g.url(path))
+            .header("cookie", cookie)
+            .form(form)
+            .send()
+            .unwrap()
+    };
+
+    // No session: off to sign in. No token, or a cross-site origin: refused.
+    let r = client().get(g.url("/_auth/account")).send().unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        location(&r).starts_with("/_auth/login?rd="),
+        "{}",
+        location(&r)
+    );
+    for path in [
+        "/_auth/account/2fa",
+        "/_auth/account/2fa/confirm",
+        "/_auth/account/2fa/disable",
+    ] {
+        assert_eq!(
+            post(path, &cookies, &[("csrf", "")]).status(),
+            403,
+            "{path}"
+        );
+        let r = client()
+            .post(g.url(path))
+            .header("cookie", &cookies)
+            .header("origin", "https://evil.example")
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path} from another site");
+    }
+    let me = |auth: &str| -> Value {
+        client()
+            .get(g.url("/_auth/api/me"))
+            .header("cookie", auth)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(me(&cookies)["two_factor_enabled"], false);
+
+    // With both: the QR code, then on with a code, then off with the password.
+    let r = post("/_auth/account/2fa", &cookies, &[("csrf", &token)]);
+    assert_eq!(r.status(), 200);
+    let page = r.text().unwrap();
+    assert!(page.contains("<svg"));
+    let secret = page
+        .split("id=\"secret\" class=\"secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let r = post(
+        "/_auth/account/2fa/confirm",
+        &cookies,
+        &[("csrf", &token), ("code", &wrong_code(&secret))],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text().unwrap().contains(&secret),
+        "the same QR code to try again"
+    );
+    let r = post(
+        "/_auth/account/2fa/confirm",
+        &cookies,
+        &[("csrf", &token), ("code", &code_at(&secret, now()))],
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap().matches("<li><code>").count(), 10);
+    assert_eq!(me(&cookies)["two_factor_enabled"], true);
+    let r = post(
+        "/_auth/account/2fa/disable",
+        &cookies,
+        &[("csrf", &token), ("password", "wrong")],
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(me(&cookies)["two_factor_enabled"], true);
+    let r = post(
+        "/_auth/account/2fa/disable",
+        &cookies,
+        &[("csrf", &token), ("code", &code_at(&secret, now() + 30))],
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(me(&cookies)["two_factor_enabled"], false);
+}
