@@ -117,6 +117,14 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         Some(store_runtime.handle().clone()),
     )?;
     store_runtime.block_on(app.regulator().sync());
+    match store_runtime.block_on(app.live().two_factor.reseal_all()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            resealed = n,
+            "second-factor secrets moved to the new encryption key; previous_encryption_key can go"
+        ),
+        Err(e) => return Err(format!("two_factor.previous_encryption_key: {e}")),
+    }
     let issuers = app.issuers().clone();
     store_runtime.spawn(async move { issuers.prefetch().await });
     store_runtime.spawn(follow_changes(store.clone(), app.clone(), first_change));

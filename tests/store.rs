@@ -235,6 +235,21 @@ async fn second_factors(store: &Store, other: &Store) {
     other.begin_second_factor("eve", "v1.second").await.unwrap(); // restart: replaced
     let f = store.second_factor("eve").await.unwrap().unwrap();
     assert_eq!((f.secret.as_str(), f.confirmed), ("v1.second", false));
+    // Re-sealing (a key rotation) swaps the secret only if it is unchanged.
+    assert_eq!(
+        other.sealed_second_factors().await.unwrap(),
+        vec![("eve".to_owned(), "v1.second".to_owned())]
+    );
+    assert!(!store
+        .reseal_second_factor("eve", "v1.first", "v1.x")
+        .await
+        .unwrap());
+    assert!(store
+        .reseal_second_factor("eve", "v1.second", "v1.resealed")
+        .await
+        .unwrap());
+    let f = other.second_factor("eve").await.unwrap().unwrap();
+    assert_eq!(f.secret, "v1.resealed");
     assert!(
         !store.use_time_step("eve", 100).await.unwrap(),
         "an unconfirmed factor accepts no code"

@@ -629,17 +629,18 @@ fn secrets_and_recovery_codes_are_not_stored_in_clear() {
 }
 
 #[test]
-fn a_changed_encryption_key_fails_closed() {
+fn a_changed_key_fails_closed_and_a_rotation_keeps_everyone_enrolled() {
     let site = site();
-    let (secret, _) = enrol(&site.g, &bearer(&site.g, "amy", "amy-password"));
+    let (secret, codes) = enrol(&site.g, &bearer(&site.g, "amy", "amy-password"));
     site.g.stop();
-    let yaml = std::fs::read_to_string(site.cli.clone())
+    let config = std::fs::read_to_string(site.cli.clone())
         .unwrap()
-        .replace(KEY, "a different key, also 32+ characters long")
         .replace("127.0.0.1:1", "127.0.0.1:{port}")
         .replace("127.0.0.1:2", "127.0.0.1:{metrics_port}");
-    let g = Gatehouse::start(&yaml);
-    // Without the code: still required. With it: cannot be checked, refused.
+    let new_key = "a different key, also 32+ characters long";
+
+    // A new key alone: the code is still required, and cannot be checked.
+    let g = Gatehouse::start(&config.replace(KEY, new_key));
     assert_eq!(login(&g, "amy", "amy-password", None).0, 401);
     let (status, body) = login(&g, "amy", "amy-password", Some(&code_at(&secret, now())));
     assert_eq!(
@@ -647,6 +648,32 @@ fn a_changed_encryption_key_fails_closed() {
         (503, Some("store_unavailable"))
     );
     assert_eq!(basic(&g, "amy", "amy-password").status(), 401);
+    g.stop();
+
+    // Rotating: the new key plus the previous one; the start re-seals.
+    let rotating = config.replace(
+        &format!("encryption_key: \"{KEY}\""),
+        &format!("encryption_key: \"{new_key}\"\n  previous_encryption_key: \"{KEY}\""),
+    );
+    assert!(rotating.contains("previous_encryption_key"));
+    let g = Gatehouse::start(&rotating);
+    assert_eq!(login(&g, "amy", "amy-password", Some(&codes[1])).0, 200);
+    g.stop();
+
+    // Then the new key alone opens the secret (re-sealed at that start; the
+    // confirming step is spent, so the next code), and recovery codes still work.
+    let g = Gatehouse::start(&config.replace(KEY, new_key));
+    assert_eq!(
+        login(
+            &g,
+            "amy",
+            "amy-password",
+            Some(&code_at(&secret, now() + 30))
+        )
+        .0,
+        200
+    );
+    assert_eq!(login(&g, "amy", "amy-password", Some(&codes[0])).0, 200);
 }
 
 #[test]
@@ -674,6 +701,11 @@ fn two_factor_config_errors_name_the_key() {
     ));
     assert_eq!(code, 1);
     assert!(err.contains("two_factor.required_for_roles[0]"), "{err}");
+    let (code, _, err) = check(&format!(
+        "two_factor:\n  encryption_key: \"{KEY}\"\n  previous_encryption_key: \"{KEY}\"\n"
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("two_factor.previous_encryption_key"), "{err}");
     let (code, _, err) = check(&format!(
         "two_factor:\n  encryption_key: \"{KEY}\"\n  issuer: \"a:b\"\n"
     ));

@@ -985,18 +985,31 @@ fn two_factor(
             "must be a non-empty name without `:` (authenticator apps split on it)",
         );
     }
-    let cipher = match raw.encryption_key.as_deref() {
+    let mut long_enough = |key: &str, value: Option<&str>| match value {
         Some(k) if k.chars().count() < MIN_KEY_CHARS => {
             c.err(
-                "two_factor.encryption_key",
+                key,
                 format!(
                     "must be at least {MIN_KEY_CHARS} characters (try `openssl rand -base64 32`)"
                 ),
             );
-            None
+            false
         }
-        Some(k) => Some(SecretCipher::new(k)),
-        None => None,
+        _ => true,
+    };
+    let key = raw.encryption_key.as_deref();
+    let previous = raw.previous_encryption_key.as_deref();
+    let ok = long_enough("two_factor.encryption_key", key)
+        & long_enough("two_factor.previous_encryption_key", previous);
+    if previous.is_some() && (key.is_none() || key == previous) {
+        c.err(
+            "two_factor.previous_encryption_key",
+            "needs a different `two_factor.encryption_key` to rotate to",
+        );
+    }
+    let cipher = match key {
+        Some(k) if ok => Some(SecretCipher::new(k, previous)),
+        _ => None,
     };
     let mut required = std::collections::BTreeSet::new();
     for (i, role) in raw.required_for_roles.into_iter().enumerate() {

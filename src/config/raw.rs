@@ -334,6 +334,9 @@ pub struct RawTwoFactor {
     /// At least 32 characters; encrypts TOTP secrets and keys recovery-code
     /// hashes. Usually `encryption_key_file`. Without it nobody can enrol.
     pub encryption_key: Option<String>,
+    /// The key being replaced, during a rotation: secrets it sealed are
+    /// sealed again with `encryption_key` at start; then it can go.
+    pub previous_encryption_key: Option<String>,
     /// Roles whose regular users must enrol before they get a session.
     #[serde(default)]
     pub required_for_roles: Vec<String>,

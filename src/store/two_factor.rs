@@ -152,6 +152,45 @@ impl Store {
         .await
     }
 
+    /// Every stored secret, by user name (to re-seal them after a key change).
+    pub async fn sealed_second_factors(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(|pool| async move {
+            let rows = sqlx::query("SELECT username, secret FROM two_factor ORDER BY username")
+                .fetch_all(&pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("username")?, r.try_get("secret")?)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Replace the sealed secret `old` by `new` (the same secret under the
+    /// current key); false when the row changed meanwhile.
+    pub async fn reseal_second_factor(
+        &self,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let (username, old, new) = (username.to_owned(), old.to_owned(), new.to_owned());
+        self.run(|pool| async move {
+            let done = sqlx::query(
+                "UPDATE two_factor SET secret = $3 WHERE username = $1 AND secret = $2",
+            )
+            .bind(username)
+            .bind(old)
+            .bind(new)
+            .execute(&pool)
+            .await
+            .map_err(unavailable)?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
     /// Accept time step `step` for a confirmed second factor, once: false
     /// when it (or a newer one) was accepted before.
     pub async fn use_time_step(&self, username: &str, step: i64) -> Result<bool, StoreError> {

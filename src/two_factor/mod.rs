@@ -5,7 +5,8 @@
 //! once confirmed with a code), verification (one step of clock drift either
 //! way; a step accepted once is never accepted again), removal, and the
 //! policy of who owes a second factor. Pages and the JSON API call it; the
-//! store keeps the encrypted secrets ([`cipher`]).
+//! store keeps the encrypted secrets ([`cipher`]), re-sealed when the
+//! encryption key is rotated.
 
 pub mod cipher;
 
@@ -191,10 +192,10 @@ impl TwoFactor {
         match store.second_factor(&user.username).await? {
             Some(f) if f.confirmed => return Err(TwoFactorError::AlreadyEnabled),
             Some(f) => {
-                if let Ok(secret) = cipher.open(&user.username, &f.secret) {
+                if let Ok(secret) = self.open(store, cipher, &user.username, &f.secret).await {
                     return Ok(self.enrolment(&self.totp(&user.username, secret)?));
                 }
-                // Sealed with a former key: start over.
+                // Sealed with a key no longer configured: start over.
             }
             None => {}
         }
@@ -221,15 +222,13 @@ impl TwoFactor {
             Some(f) => f,
             None => return Err(TwoFactorError::NotEnrolling),
         };
-        let secret = cipher
-            .open(username, &stored.secret)
-            .map_err(|_| TwoFactorError::Undecryptable)?;
+        let secret = self.open(store, cipher, username, &stored.secret).await?;
         let totp = self.totp(username, secret)?;
         let step = matching_step(&totp, code, unix_secs()).ok_or(TwoFactorError::InvalidCode)?;
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let hashes = codes
             .iter()
-            .map(|c| cipher.code_hash(username, &normalize_recovery_code(c)))
+            .map(|c| recovery_code_hash(username, &normalize_recovery_code(c)))
             .collect();
         match store
             .confirm_second_factor(username, step as i64, hashes)
@@ -256,9 +255,7 @@ impl TwoFactor {
                 Some(f) if f.confirmed => f,
                 _ => return Err(TwoFactorError::InvalidCode),
             };
-            let secret = cipher
-                .open(username, &stored.secret)
-                .map_err(|_| TwoFactorError::Undecryptable)?;
+            let secret = self.open(store, cipher, username, &stored.secret).await?;
             let totp = self.totp(username, secret)?;
             let step =
                 matching_step(&totp, code, unix_secs()).ok_or(TwoFactorError::InvalidCode)?;
@@ -272,7 +269,7 @@ impl TwoFactor {
             return Err(TwoFactorError::InvalidCode);
         }
         match store
-            .use_recovery_code(username, &cipher.code_hash(username, &normalized))
+            .use_recovery_code(username, &recovery_code_hash(username, &normalized))
             .await?
         {
             true => {
@@ -281,6 +278,56 @@ impl TwoFactor {
             }
             false => Err(TwoFactorError::InvalidCode),
         }
+    }
+
+    /// Decrypt a stored secret; one sealed with the previous key is sealed
+    /// again with the current key on the way.
+    async fn open(
+        &self,
+        store: &Store,
+        cipher: &SecretCipher,
+        username: &str,
+        sealed: &str,
+    ) -> Result<Vec<u8>, TwoFactorError> {
+        let opened = cipher.open(username, sealed).map_err(|_| {
+            tracing::error!(user = %username, "a second-factor secret does not decrypt with the configured key(s)");
+            TwoFactorError::Undecryptable
+        })?;
+        if opened.stale {
+            let fresh = cipher.seal(username, &opened.secret);
+            store.reseal_second_factor(username, sealed, &fresh).await?;
+        }
+        Ok(opened.secret)
+    }
+
+    /// During a key rotation (`previous_encryption_key` set), seal every
+    /// secret the previous key sealed with the current one, so the previous
+    /// key can be dropped after this start. Answers how many were resealed.
+    pub async fn reseal_all(&self) -> Result<usize, TwoFactorError> {
+        let (store, cipher) = match self.parts() {
+            Ok(parts) if parts.1.rotating() => parts,
+            _ => return Ok(0),
+        };
+        let mut resealed = 0;
+        for (username, sealed) in store.sealed_second_factors().await? {
+            match cipher.open(&username, &sealed) {
+                Ok(opened) if opened.stale => {
+                    let fresh = cipher.seal(&username, &opened.secret);
+                    if store
+                        .reseal_second_factor(&username, &sealed, &fresh)
+                        .await?
+                    {
+                        resealed += 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tracing::warn!(
+                    user = %username,
+                    "second-factor secret opens with neither key; `gatehouse user reset-2fa` it"
+                ),
+            }
+        }
+        Ok(resealed)
     }
 
     /// Remove the user's second factor (the caller has checked who asks).
@@ -341,6 +388,18 @@ fn new_recovery_code() -> String {
         out.push(RECOVERY_ALPHABET[rng.gen_range(0..RECOVERY_ALPHABET.len())] as char);
     }
     out
+}
+
+/// What the store keeps of a recovery code: SHA-256 over the user name and
+/// the code, hex. Unkeyed on purpose, so a rotated encryption key does not
+/// void recovery codes; 80 random bits are far beyond guessing offline.
+fn recovery_code_hash(username: &str, code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((username.len() as u64).to_le_bytes());
+    h.update(username.as_bytes());
+    h.update(code.as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// A recovery code as typed → as hashed: lower case, no dashes or spaces.
@@ -432,5 +491,9 @@ mod tests {
             normalize_recovery_code(" AB12-cd34 EF56-gh78 "),
             "ab12cd34ef56gh78"
         );
+        let h = recovery_code_hash("alice", "ab12cd34ef56gh78");
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, recovery_code_hash("bob", "ab12cd34ef56gh78"));
+        assert_ne!(h, recovery_code_hash("alice", "ab12cd34ef56gh79"));
     }
 }
