@@ -11,12 +11,26 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, handed out once per test binary.
+///
+/// Picked below Linux's ephemeral range (32768–60999), so the test's own
+/// client connections cannot take it between this call and the server's
+/// bind, and never twice, so two servers started in parallel cannot share it
+/// (Pingora's listeners use `SO_REUSEPORT`, which would let them).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    use rand::Rng;
+    static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = rand::thread_rng();
+    for _ in 0..10_000 {
+        let port = rng.gen_range(20_000..32_000);
+        if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 /// argon2id hash of `password`, made by the binary under test.
