@@ -819,3 +819,67 @@ fn account_forms_need_a_session_and_their_csrf_token() {
     assert_eq!(r.status(), 200);
     assert_eq!(me(&cookies)["two_factor_enabled"], false);
 }
+
+#[test]
+fn turning_it_off_is_same_site_only_and_regulated() {
+    let site = site_with("regulation:\n  max_retries: 3\n");
+    let g = &site.g;
+    let (_, _, r) = page_password(g, "amy", "amy-password", "");
+    let session = set_cookie_value(&r, "gatehouse_session").expect("a session");
+    let auth = bearer(g, "amy", "amy-password");
+    let cross_site = |method: reqwest::Method, path: &str, body: Value| {
+        client()
+            .request(method, g.url(path))
+            .header("cookie", format!("gatehouse_session={session}"))
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+
+    // Another site cannot start an enrolment with the user's cookie…
+    let r = cross_site(reqwest::Method::POST, "/_auth/api/me/2fa", json!({}));
+    assert_eq!(r.status(), 403);
+    let (status, body) = post_json(
+        g,
+        "/_auth/api/me/2fa/confirm",
+        Some(&auth),
+        json!({"code": "123456"}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("two_factor_not_started"))
+    );
+    // …nor turn a second factor off, even with the right password.
+    let (secret, _) = enrol(g, &auth);
+    let r = cross_site(
+        reqwest::Method::DELETE,
+        "/_auth/api/me/2fa",
+        json!({"password": "amy-password"}),
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(login(g, "amy", "amy-password", None).0, 401, "still on");
+
+    // Guessing the password to turn it off counts like any wrong password.
+    for _ in 0..3 {
+        let r = client()
+            .delete(g.url("/_auth/api/me/2fa"))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(json!({"password": "guess"}).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    let (status, _) = login(
+        g,
+        "amy",
+        "amy-password",
+        Some(&code_at(&secret, now() + 30)),
+    );
+    assert_eq!(
+        status, 429,
+        "three wrong passwords must ban, whichever form sent them"
+    );
+}

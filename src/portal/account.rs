@@ -3,7 +3,7 @@
 //! off (with a current code or your password). Session users only; every
 //! form carries the CSRF token.
 
-use super::api::{reauthenticate, SignInFailure};
+use super::api::{reauthenticate, turn_on_second_factor, SignInFailure};
 use super::login::{csrf_ok, csrf_refused, csrf_token, page, see_other};
 use super::second_factor::enrolment_for;
 use super::{ClientIp, PortalState};
@@ -223,9 +223,8 @@ pub(super) async fn confirm(
         Ok(i) => i,
         Err(resp) => return resp,
     };
-    match live.two_factor.confirm(&identity.subject, &form.code).await {
+    match turn_on_second_factor(&live, &identity.subject, &form.code).await {
         Ok(codes) => {
-            live.gate.authenticator().invalidate_user(&identity.subject);
             let view = AccountView {
                 notice: Some("Two-factor authentication is on."),
                 recovery_codes: Some(codes),

@@ -142,7 +142,12 @@ pub(super) async fn login(
     let two_factor_enabled = match live.two_factor.owed(&user).await {
         Ok(None) => false,
         Ok(Some(PendingPurpose::Verify)) if code.is_empty() => {
-            return SignInFailure::SecondFactorRequired.into_response(&s)
+            return error(
+                &s,
+                StatusCode::UNAUTHORIZED,
+                "two_factor_required",
+                "this account uses two-factor authentication: send `two_factor_code` (a code from the authenticator app, or a recovery code)",
+            )
         }
         Ok(Some(PendingPurpose::Verify)) => {
             if let Err(failure) = check_code(&live, &user.username, code, ip).await {
@@ -151,7 +156,12 @@ pub(super) async fn login(
             true
         }
         Ok(Some(PendingPurpose::Enrol)) => {
-            return SignInFailure::EnrolmentRequired.into_response(&s)
+            return error(
+                &s,
+                StatusCode::FORBIDDEN,
+                "two_factor_enrolment_required",
+                "your role requires two-factor authentication: sign in on the portal's sign-in page once to set it up",
+            )
         }
         Err(_) => return SignInFailure::Unavailable.into_response(&s),
     };
@@ -202,10 +212,6 @@ pub(super) enum SignInFailure {
     Disabled,
     Banned(crate::regulation::Banned),
     Unavailable,
-    /// The password is right; the account's second factor is missing.
-    SecondFactorRequired,
-    /// The password is right; the role requires a second factor not yet enrolled.
-    EnrolmentRequired,
 }
 
 impl SignInFailure {
@@ -224,18 +230,6 @@ impl SignInFailure {
                 "the account is disabled",
             ),
             SignInFailure::Banned(b) => s.responder.too_many_attempts(b, false).into_response(),
-            SignInFailure::SecondFactorRequired => error(
-                s,
-                StatusCode::UNAUTHORIZED,
-                "two_factor_required",
-                "this account uses two-factor authentication: send `two_factor_code` (a code from the authenticator app, or a recovery code)",
-            ),
-            SignInFailure::EnrolmentRequired => error(
-                s,
-                StatusCode::FORBIDDEN,
-                "two_factor_enrolment_required",
-                "your role requires two-factor authentication: sign in on the portal's sign-in page once to set it up",
-            ),
             SignInFailure::Unavailable => {
                 store_down(s, "sign-in is unavailable right now; try again shortly")
             }
@@ -279,20 +273,20 @@ pub(super) async fn sign_in(
     }
 }
 
-/// Check a second-factor code (TOTP or recovery) under regulation, like
-/// a password: refused while banned, counted when wrong.
-pub(super) async fn check_code(
+/// A second-factor step under regulation, like a password: refused while
+/// the user or address is banned, counted when the code is wrong.
+async fn regulated<T>(
     live: &Live,
     username: &str,
-    code: &str,
     ip: Option<std::net::IpAddr>,
-) -> Result<(), SignInFailure> {
+    attempt: impl std::future::Future<Output = Result<T, TwoFactorError>>,
+) -> Result<T, SignInFailure> {
     let regulator = live.gate.regulator();
     regulator
         .check(username, ip)
         .map_err(SignInFailure::Banned)?;
-    match live.two_factor.verify(username, code).await {
-        Ok(()) => Ok(()),
+    match attempt.await {
+        Ok(done) => Ok(done),
         Err(TwoFactorError::InvalidCode) => {
             regulator.failed(username, ip).await;
             Err(SignInFailure::Invalid)
@@ -302,6 +296,45 @@ pub(super) async fn check_code(
             Err(SignInFailure::Unavailable)
         }
     }
+}
+
+/// Check a second-factor code (TOTP or recovery), regulated.
+pub(super) async fn check_code(
+    live: &Live,
+    username: &str,
+    code: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), SignInFailure> {
+    regulated(live, username, ip, live.two_factor.verify(username, code)).await
+}
+
+/// Confirm `username`'s enrolment with a code; answers the recovery codes.
+/// Password-only credentials cached here stop working at once (other
+/// replicas hear it through the change feed).
+pub(super) async fn turn_on_second_factor(
+    live: &Live,
+    username: &str,
+    code: &str,
+) -> Result<Vec<String>, TwoFactorError> {
+    let codes = live.two_factor.confirm(username, code).await?;
+    live.gate.authenticator().invalidate_user(username);
+    Ok(codes)
+}
+
+/// [`turn_on_second_factor`] while signing in, regulated like a password.
+pub(super) async fn turn_on_at_sign_in(
+    live: &Live,
+    username: &str,
+    code: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Vec<String>, SignInFailure> {
+    regulated(
+        live,
+        username,
+        ip,
+        turn_on_second_factor(live, username, code),
+    )
+    .await
 }
 
 /// The signed-in user proves they are at the keyboard before a sensitive

@@ -3,7 +3,9 @@
 //! api/me/2fa/confirm` (turn it on with a code → recovery codes) and
 //! `DELETE api/me/2fa` (turn it off with a code or the password).
 
-use super::api::{account_owner, error, json_body, no_store, reauthenticate, SignInFailure};
+use super::api::{
+    account_owner, error, json_body, no_store, reauthenticate, turn_on_second_factor, SignInFailure,
+};
 use super::{ClientIp, PortalState};
 use crate::app::Live;
 use crate::directory::UserRecord;
@@ -118,19 +120,14 @@ pub(super) async fn confirm(
             "`code` (the 6 digits the authenticator app shows) is required",
         );
     };
-    match live.two_factor.confirm(&identity.subject, code).await {
-        Ok(codes) => {
-            // Password-only credentials cached here stop working now (other
-            // replicas hear it through the change feed).
-            live.gate.authenticator().invalidate_user(&identity.subject);
-            no_store(
-                Json(serde_json::json!({
-                    "two_factor_enabled": true,
-                    "recovery_codes": codes,
-                }))
-                .into_response(),
-            )
-        }
+    match turn_on_second_factor(&live, &identity.subject, code).await {
+        Ok(codes) => no_store(
+            Json(serde_json::json!({
+                "two_factor_enabled": true,
+                "recovery_codes": codes,
+            }))
+            .into_response(),
+        ),
         Err(e) => refused(&s, &e),
     }
 }

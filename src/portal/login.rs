@@ -251,24 +251,10 @@ pub(super) async fn login_submit(
             return again(StatusCode::UNAUTHORIZED, BAD_LOGIN);
         }
         Err(SignInFailure::Banned(b)) => {
-            let mut resp = again(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!(
-                    "Too many failed attempts. Try again in {} minutes.",
-                    b.retry_after.as_secs().div_ceil(60)
-                ),
-            );
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(b.retry_after.as_secs().max(1)),
-            );
-            return resp;
+            let resp = again(StatusCode::TOO_MANY_REQUESTS, &ban_notice(b));
+            return with_retry_after(resp, b);
         }
-        Err(
-            SignInFailure::Unavailable
-            | SignInFailure::SecondFactorRequired
-            | SignInFailure::EnrolmentRequired,
-        ) => {
+        Err(SignInFailure::Unavailable) => {
             return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
         }
     };
@@ -299,6 +285,23 @@ pub(super) fn return_to(s: &PortalState, rd: &str) -> String {
         .validate(rd)
         .map(String::from)
         .unwrap_or_else(|| s.redirect.public_url().to_string())
+}
+
+/// What a sign-in page says to a banned user or address.
+pub(super) fn ban_notice(b: crate::regulation::Banned) -> String {
+    format!(
+        "Too many failed attempts. Try again in {} minutes.",
+        b.retry_after.as_secs().div_ceil(60)
+    )
+}
+
+/// `resp` with the ban's `Retry-After`.
+pub(super) fn with_retry_after(mut resp: Response, b: crate::regulation::Banned) -> Response {
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(b.retry_after.as_secs().max(1)),
+    );
+    resp
 }
 
 pub(super) const UNAVAILABLE: &str = "Sign-in is unavailable right now. Try again shortly.";

@@ -6,10 +6,10 @@
 //! role requires a second factor not yet set up, shows the QR code to enrol
 //! first. Only a right code turns the pending sign-in into a session.
 
-use super::api::{check_code, signed_in, SignInFailure};
+use super::api::{check_code, signed_in, turn_on_at_sign_in, SignInFailure};
 use super::login::{
-    cookie, csrf_ok, csrf_refused, csrf_token, first_cookie, login_page_response, page, see_other,
-    start_session, LoginView, UNAVAILABLE,
+    ban_notice, cookie, csrf_ok, csrf_refused, csrf_token, first_cookie, login_page_response, page,
+    see_other, start_session, with_retry_after, LoginView, UNAVAILABLE,
 };
 use super::{ClientIp, PortalState};
 use crate::app::Live;
@@ -192,7 +192,7 @@ pub(super) async fn code_submit(
         PendingPurpose::Verify => check_code(&live, username, &form.code, ip)
             .await
             .map(|()| None),
-        PendingPurpose::Enrol => confirm_enrolment(&live, username, &form.code, ip)
+        PendingPurpose::Enrol => turn_on_at_sign_in(&live, username, &form.code, ip)
             .await
             .map(Some),
     };
@@ -226,33 +226,6 @@ pub(super) async fn code_submit(
     }
 }
 
-/// Confirm the enrolment a required role asked for, under regulation.
-async fn confirm_enrolment(
-    live: &Live,
-    username: &str,
-    code: &str,
-    ip: Option<std::net::IpAddr>,
-) -> Result<Vec<String>, SignInFailure> {
-    let regulator = live.gate.regulator();
-    regulator
-        .check(username, ip)
-        .map_err(SignInFailure::Banned)?;
-    match live.two_factor.confirm(username, code).await {
-        Ok(codes) => {
-            live.gate.authenticator().invalidate_user(username);
-            Ok(codes)
-        }
-        Err(TwoFactorError::InvalidCode) => {
-            regulator.failed(username, ip).await;
-            Err(SignInFailure::Invalid)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, user = %username, "enrolment cannot be confirmed");
-            Err(SignInFailure::Unavailable)
-        }
-    }
-}
-
 /// The `2fa` page again, saying why the code was not taken.
 async fn refused(
     s: &PortalState,
@@ -261,15 +234,8 @@ async fn refused(
     pending: &PendingLogin,
     failure: SignInFailure,
 ) -> Response {
-    let (status, message, retry_after) = match failure {
-        SignInFailure::Banned(b) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed attempts. Try again in {} minutes.",
-                b.retry_after.as_secs().div_ceil(60)
-            ),
-            Some(b.retry_after.as_secs().max(1)),
-        ),
+    let (status, message, ban) = match failure {
+        SignInFailure::Banned(b) => (StatusCode::TOO_MANY_REQUESTS, ban_notice(b), Some(b)),
         SignInFailure::Unavailable => return unavailable(s),
         _ => (
             StatusCode::UNAUTHORIZED,
@@ -286,10 +252,9 @@ async fn refused(
         error: Some(&message),
         enrolment: enrolment.as_ref(),
     };
-    let mut resp = code_page(s, live, headers, status, view);
-    if let Some(secs) = retry_after {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    let resp = code_page(s, live, headers, status, view);
+    match ban {
+        Some(b) => with_retry_after(resp, b),
+        None => resp,
     }
-    resp
 }

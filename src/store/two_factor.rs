@@ -15,8 +15,6 @@ pub struct StoredSecondFactor {
     pub secret: String,
     /// Confirmed with a code: from then on it is required at sign-in.
     pub confirmed: bool,
-    /// The newest TOTP time step accepted.
-    pub last_step: i64,
 }
 
 /// What a pending sign-in still owes.
@@ -57,18 +55,15 @@ impl Store {
     ) -> Result<Option<StoredSecondFactor>, StoreError> {
         let username = username.to_owned();
         self.run(|pool| async move {
-            let row = sqlx::query(
-                "SELECT secret, confirmed, last_step FROM two_factor WHERE username = $1",
-            )
-            .bind(username)
-            .fetch_optional(&pool)
-            .await
-            .map_err(unavailable)?;
+            let row = sqlx::query("SELECT secret, confirmed FROM two_factor WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&pool)
+                .await
+                .map_err(unavailable)?;
             row.map(|r| -> Result<_, sqlx::Error> {
                 Ok(StoredSecondFactor {
                     secret: r.try_get("secret")?,
                     confirmed: r.try_get::<i32, _>("confirmed")? != 0,
-                    last_step: r.try_get("last_step")?,
                 })
             })
             .transpose()
