@@ -386,6 +386,38 @@ fn a_cross_site_request_cannot_sign_a_cookie_user_out() {
             "still signed in"
         );
     }
+    // A write that does not prove where it comes from (neither `Origin` nor
+    // `Sec-Fetch-Site: same-origin`) is refused too, as is a sibling site.
+    for headers in [
+        vec![],
+        vec![("sec-fetch-site", "same-site")],
+        vec![("sec-fetch-site", "none")],
+    ] {
+        let mut rb = client()
+            .post(s.g.url("/_auth/api/logout"))
+            .header("cookie", format!("gatehouse_session={id}"));
+        for (k, v) in &headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().unwrap();
+        assert_eq!(r.status(), 403, "{headers:?}");
+        assert!(r.text().unwrap().contains("csrf_failed"));
+        assert_eq!(
+            with_session(&s.g, "/x", &id).status(),
+            200,
+            "still signed in"
+        );
+    }
+    // A browser that omits `Origin` but says same-origin is believed.
+    let other = sign_in(&s.g);
+    let r = client()
+        .post(s.g.url("/_auth/api/logout"))
+        .header("cookie", format!("gatehouse_session={other}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(with_session(&s.g, "/x", &other).status(), 401);
     // From our own origin it works, and the session is gone at once.
     let r = client()
         .post(s.g.url("/_auth/api/logout"))

@@ -452,7 +452,7 @@ pub(super) async fn logout(
             store.revoke_token(jti, expires).await
         }
         (Some(Revocation::Session(hash)), CredentialSource::SessionCookie) => {
-            if !super::login::same_origin(&s, &headers) {
+            if !super::login::proven_same_origin(&s, &headers) {
                 return error(
                     &s,
                     StatusCode::FORBIDDEN,
@@ -523,7 +523,9 @@ pub(super) async fn account_owner(
             "tokens of external issuers have no account here",
         ));
     }
-    if writes && source == CredentialSource::SessionCookie && !super::login::same_origin(s, headers)
+    if writes
+        && source == CredentialSource::SessionCookie
+        && !super::login::proven_same_origin(s, headers)
     {
         return Err(error(
             s,

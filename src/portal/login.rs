@@ -112,6 +112,25 @@ pub(super) fn same_origin(s: &PortalState, headers: &HeaderMap) -> bool {
         .is_none_or(|v| v.as_bytes() != b"cross-site")
 }
 
+/// A cookie-authenticated JSON write proves it comes from our own pages:
+/// `Origin` is ours, or — from a browser that sends no `Origin` —
+/// `Sec-Fetch-Site` says `same-origin`. A request with neither is refused:
+/// SameSite=Lax and the JSON content type already stop browsers, and this
+/// holds even where they would not.
+pub(super) fn proven_same_origin(s: &PortalState, headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if fetch_site.is_some_and(|site| site != b"same-origin") {
+        return false;
+    }
+    match headers.get(header::ORIGIN) {
+        Some(origin) => {
+            let ours = s.redirect.public_url().origin().ascii_serialization();
+            origin.as_bytes() == ours.as_bytes()
+        }
+        None => fetch_site.is_some(),
+    }
+}
+
 /// Form token equals cookie token, and the request comes from our own origin.
 pub(super) fn csrf_ok(s: &PortalState, headers: &HeaderMap, form_token: &str) -> bool {
     if !same_origin(s, headers) {
