@@ -50,6 +50,7 @@ fn compile_live(config: &Config, shared: &Shared) -> Live {
             shared.authn.metrics.clone(),
             config.session.cookie_name.clone(),
             shared.regulator.clone(),
+            config.paths,
         ),
         headers: config.headers.clone(),
         session: config.session.clone(),

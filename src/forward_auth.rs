@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::config::HeaderSettings;
 use crate::gate::RequestView;
 use crate::identity::Identity;
-use crate::proxy::host_without_port;
+use crate::request::{canonical_host, AlsoRead, REWRITE_HEADERS};
 use crate::respond::{wants_html, Asker, Reply};
 use crate::upstream::headers::spoofed;
 use bytes::Bytes;
@@ -271,7 +271,7 @@ pub fn describe(
             (method, scheme, authority, pq)
         }
     };
-    let host = host_without_port(authority.as_str()).into_owned();
+    let host = canonical_host(authority.as_str()).into_owned();
     Ok(Described {
         method,
         scheme,
@@ -370,6 +370,16 @@ async fn evaluate(
         path: target.path_and_query.path(),
         headers,
         client_ip: app.client_ip(peer, headers),
+        // The proxy passes the client's headers on to the app and Gatehouse
+        // cannot remove them, so what they would make the app do is judged.
+        also: AlsoRead {
+            method_overrides: true,
+            rewrite_headers: match flavor {
+                Flavor::Forwarded => &REWRITE_HEADERS,
+                // `X-Original-URL` is nginx's own description here.
+                Flavor::Nginx => &REWRITE_HEADERS[1..],
+            },
+        },
     };
     let live = app.live();
     // The proxy overwrites the identity headers it copies from our answer,

@@ -1,15 +1,17 @@
-//! The gate: request view → credential → identity → decision.
+//! The gate: request view → reading → credential → identity → decision.
 //!
 //! The one function every mode calls (inline proxying, forward-auth, and the
-//! portal API's "who is asking"; `explain` shares the same policy), so they
-//! can never disagree.
+//! portal API's "who is asking"; `explain` shares the same reading and
+//! policy), so they can never disagree. A request passes only if every
+//! reading the app could make of it ([`crate::request`]) passes.
 
 use crate::authn::{Authenticator, AuthnError, CacheOutcome};
 use crate::credentials::{self, Credential, CredentialError, CredentialSource};
 use crate::identity::Identity;
 use crate::metrics::{DecisionLabel, Metrics};
-use crate::policy::{decide, normalize_path, Access, PathError, Policy, Target, Verdict};
+use crate::policy::{Policy, Verdict};
 use crate::regulation::{Banned, Regulator};
+use crate::request::{AlsoRead, ReadError, ReadSettings, RequestReading};
 use http::{HeaderMap, Method};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,13 +21,15 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
     pub method: &'a Method,
-    /// Host without port, lowercase.
+    /// Host as received (Host header or absolute-form authority).
     pub host: &'a str,
-    /// Path as received (no query).
+    /// Path as received: not decoded, no query; `*` for `OPTIONS *`.
     pub path: &'a str,
     pub headers: &'a HeaderMap,
     /// The client's address (after trusted proxies), for regulation.
     pub client_ip: Option<IpAddr>,
+    /// Headers that will reach the app and so are judged as readings too.
+    pub also: AlsoRead,
 }
 
 /// A request that may pass.
@@ -40,8 +44,8 @@ pub struct Admission {
 /// Why a request may not pass; each maps to one answer in `respond`.
 #[derive(Debug, Clone)]
 pub enum Denial {
-    /// The path could not be normalized safely (400).
-    BadPath(PathError),
+    /// The request could not be read one safe way (400).
+    BadPath(ReadError),
     /// Credential headers are malformed (400).
     Malformed(CredentialError),
     /// Nobody known is asking (401 / login redirect).
@@ -69,6 +73,7 @@ pub struct Gate {
     metrics: Arc<Metrics>,
     cookie_name: String,
     regulator: Arc<Regulator>,
+    reading: ReadSettings,
 }
 
 /// Why no identity was established.
@@ -96,6 +101,7 @@ impl Gate {
         metrics: Arc<Metrics>,
         cookie_name: String,
         regulator: Arc<Regulator>,
+        reading: ReadSettings,
     ) -> Self {
         Gate {
             policy,
@@ -103,7 +109,13 @@ impl Gate {
             metrics,
             cookie_name,
             regulator,
+            reading,
         }
+    }
+
+    /// How this gate reads requests (`paths:`), for `explain`.
+    pub fn read_settings(&self) -> ReadSettings {
+        self.reading
     }
 
     pub fn regulator(&self) -> &Regulator {
@@ -141,15 +153,18 @@ impl Gate {
     }
 
     async fn evaluate(&self, view: &RequestView<'_>) -> GateOutcome {
-        let path = normalize_path(view.path).map_err(Denial::BadPath)?;
-        let target = Target {
-            method: view.method,
-            host: view.host,
-            path: &path,
-        };
-        let rule = self.policy.matching(&target);
+        let reading = RequestReading::new(
+            view.method,
+            view.host,
+            view.path,
+            view.headers,
+            view.also,
+            self.reading,
+        )
+        .map_err(Denial::BadPath)?;
+        let rules = self.policy.rules_for(&reading);
         let auth = self.identify(view.headers, view.client_ip).await;
-        if rule.access == Access::Public {
+        if rules.all_public() {
             // Public paths still tell the app who is asking, when they can.
             return Ok(match auth {
                 Ok(Some((id, source))) => Admission {
@@ -164,10 +179,10 @@ impl Gate {
         }
         let found = match auth {
             Ok(found) => found,
-            Err(AuthFailure::Unauthenticated(_)) if rule.access == Access::Deny => None,
+            Err(AuthFailure::Unauthenticated(_)) if rules.any_deny() => None,
             Err(failure) => return Err(failure.into()),
         };
-        let decision = decide(rule, found.as_ref().map(|(id, _)| id.as_ref()));
+        let decision = rules.decide(found.as_ref().map(|(id, _)| id.as_ref()));
         match decision.verdict {
             Verdict::Allow => Ok(Admission {
                 consumed: found.as_ref().map(|(_, s)| *s),
@@ -175,8 +190,8 @@ impl Gate {
             }),
             Verdict::Unauthenticated => Err(Denial::Unauthenticated(Unauthenticated::Missing)),
             Verdict::Forbidden => Err(Denial::Forbidden {
-                rule: rule.name(),
-                requirement: rule.access.to_string(),
+                rule: decision.rule.name(),
+                requirement: decision.rule.access.to_string(),
             }),
         }
     }

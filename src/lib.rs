@@ -18,6 +18,8 @@ pub mod config;
 pub mod credentials;
 pub mod directory;
 pub mod forward_auth;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod identity;
 pub mod metrics;
@@ -26,6 +28,7 @@ pub mod portal;
 pub mod proxy;
 pub mod redirect;
 pub mod regulation;
+pub mod request;
 pub mod respond;
 pub mod server;
 pub mod store;

@@ -109,7 +109,7 @@ impl Responder {
         match denial {
             Denial::BadPath(e) => self.error(
                 StatusCode::BAD_REQUEST,
-                "invalid_path",
+                e.code(),
                 &e.to_string(),
                 asker.browser,
             ),

@@ -959,3 +959,54 @@ fn malformed_descriptions_get_a_precise_400() {
         assert_eq!(rb.send().unwrap().status(), want, "{url}");
     }
 }
+
+/// The proxy in front forwards the client's request as it came, override and
+/// rewrite headers included: the verify endpoints judge every reading the
+/// app behind it could make, as the inline proxy does.
+#[test]
+fn verify_judges_every_reading_the_app_could_make() {
+    let g = direct();
+    let alice = basic(ALICE.0, ALICE.1);
+    // Path parameters: Tomcat serves `/admin/x` for both.
+    for uri in ["/admin;x/x", "/admin%3bx/x"] {
+        let r = verify(g, "GET", "127.0.0.1:8000", uri)
+            .header("authorization", &alice)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403, "{uri}");
+    }
+    let r = verify(g, "GET", "127.0.0.1:8000", "/assets/..;/admin/x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r), "invalid_path");
+    // The API key may read posts; an override that makes the read a delete
+    // reaches the app, so it is judged (and refused).
+    let r = verify(g, "GET", "127.0.0.1:8000", "/posts/1")
+        .header("x-api-key", KEY)
+        .header("x-http-method-override", "DELETE")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = verify_nginx(g, "POST", "http://127.0.0.1:8000/posts/1")
+        .header("x-api-key", KEY)
+        .header("x-method-override", "GET")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403, "nginx: the POST itself is still judged");
+    // A rewrite header the client added is a second path (Traefik and Caddy
+    // pass every client header through).
+    let r = verify(g, "GET", "127.0.0.1:8000", "/")
+        .header("x-rewrite-url", "/admin/x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Host spellings meet host rules: `/admin/**` is for 127.0.0.1 only.
+    for host in ["127.0.0.1.", "127.0.0.1.:80"] {
+        let r = verify(g, "GET", host, "/admin/x")
+            .header("authorization", &alice)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403, "{host}");
+    }
+}

@@ -1,9 +1,11 @@
-//! `gatehouse explain`: which rule matches a request, and what is decided.
+//! `gatehouse explain`: how a request is read, which rules its readings
+//! match, and what is decided — through the same [`RequestReading`] and
+//! policy as the gate.
 
 use crate::config::Config;
 use crate::identity::AuthMethod;
-use crate::policy::{decide, normalize_path, Target, Verdict};
-use crate::proxy::host_without_port;
+use crate::policy::Verdict;
+use crate::request::{classify_target, AlsoRead, RequestReading, TargetForm};
 use std::process::ExitCode;
 
 pub fn run(config: &Config, method: &str, url: &str, user: Option<&str>) -> ExitCode {
@@ -11,14 +13,28 @@ pub fn run(config: &Config, method: &str, url: &str, user: Option<&str>) -> Exit
         eprintln!("gatehouse: `{method}` is not an HTTP method");
         return ExitCode::from(2);
     };
-    let parsed = url::Url::parse(url).or_else(|_| config.public_url.join(url));
-    let Ok(parsed) = parsed else {
-        eprintln!("gatehouse: `{url}` is not a URL or path");
-        return ExitCode::from(2);
+    let public_host = config.public_url.host_str().unwrap_or_default();
+    let (host, path) = match classify_target(url.as_bytes()) {
+        Ok(TargetForm::Origin { path, .. }) => (public_host, path),
+        Ok(TargetForm::Absolute {
+            authority, path, ..
+        }) => (authority, path),
+        Ok(TargetForm::Asterisk) => (public_host, "*"),
+        Err(_) => {
+            eprintln!("gatehouse: `{url}` is not an http(s) URL or a path starting with `/`");
+            return ExitCode::from(2);
+        }
     };
-    let host = host_without_port(parsed.host_str().unwrap_or_default()).into_owned();
-    let path = match normalize_path(parsed.path()) {
-        Ok(p) => p.into_owned(),
+    let headers = http::HeaderMap::new();
+    let reading = match RequestReading::new(
+        &method,
+        host,
+        path,
+        &headers,
+        AlsoRead::default(),
+        config.paths,
+    ) {
+        Ok(r) => r,
         Err(e) => {
             println!("decision: bad request (400): {e}");
             return ExitCode::SUCCESS;
@@ -34,20 +50,26 @@ pub fn run(config: &Config, method: &str, url: &str, user: Option<&str>) -> Exit
             }
         },
     };
-    let target = Target {
-        method: &method,
-        host: &host,
-        path: &path,
-    };
-    let rule = config.policy.matching(&target);
-    let decision = decide(rule, identity.as_ref());
-    println!("request:  {method} host={host} path={path}");
-    println!(
-        "rule:     {} ({}) requires {}",
-        rule.name(),
-        rule.description,
-        rule.access
-    );
+    let rules = config.policy.rules_for(&reading);
+    let decision = rules.decide(identity.as_ref());
+    let host = &reading.host;
+    println!("request:  {method} host={host} path={}", reading.path());
+    if reading.is_ambiguous() {
+        let others: Vec<String> = reading
+            .pairs()
+            .skip(1)
+            .map(|(m, p)| format!("{m} {p}"))
+            .collect();
+        println!("also read as: {} (each must pass)", others.join(", "));
+    }
+    for rule in rules.iter() {
+        println!(
+            "rule:     {} ({}) requires {}",
+            rule.name(),
+            rule.description,
+            rule.access
+        );
+    }
     match &identity {
         Some(id) => println!(
             "identity: {} (role {}; permissions {})",
@@ -66,7 +88,11 @@ pub fn run(config: &Config, method: &str, url: &str, user: Option<&str>) -> Exit
         Verdict::Unauthenticated => {
             "unauthenticated (401, or a login redirect for browsers)".to_owned()
         }
-        Verdict::Forbidden => format!("forbidden (403): requires {}", rule.access),
+        Verdict::Forbidden => format!(
+            "forbidden (403): {} requires {}",
+            decision.rule.name(),
+            decision.rule.access
+        ),
     };
     println!("decision: {verdict}");
     ExitCode::SUCCESS

@@ -10,8 +10,8 @@ mod source;
 
 pub use model::{parse_duration, valid_name};
 pub use model::{
-    CacheSettings, Config, HeaderSettings, IdentityHeader, PortalSettings, ServerSettings,
-    SessionSettings, TlsSettings, UpstreamSettings, UpstreamTarget,
+    CacheSettings, Config, HeaderSettings, IdentityHeader, MethodOverride, PortalSettings,
+    ServerSettings, SessionSettings, TlsSettings, UpstreamSettings, UpstreamTarget,
 };
 pub use source::ENV_PREFIX;
 

@@ -8,9 +8,10 @@ use super::raw::{self, RawConfig};
 use super::ConfigError;
 use crate::directory::{ApiKeyRecord, Directory, Roles, UserRecord, UserStatus};
 use crate::identity::{IdentityField, UserKind};
-use crate::policy::{Access, AccessRule, Permission, PermissionSet, Policy};
+use crate::policy::{Access, AccessRule, PathCase, Permission, PermissionSet, Policy};
 use crate::redirect::RedirectPolicy;
 use crate::regulation::RegulationSettings;
+use crate::request::{ReadSettings, Semicolons};
 use crate::tokens::external::IssuerSettings;
 use crate::tokens::{KeyMaterial, TokenSettings};
 use crate::two_factor::cipher::{SecretCipher, MIN_KEY_CHARS};
@@ -42,6 +43,8 @@ pub struct Config {
     pub trusted_issuers: Vec<IssuerSettings>,
     pub regulation: RegulationSettings,
     pub two_factor: TwoFactorSettings,
+    /// How request paths are read (`paths:`).
+    pub paths: ReadSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +106,17 @@ pub struct IdentityHeader {
 pub struct HeaderSettings {
     pub names: Vec<IdentityHeader>,
     pub pass_credentials: bool,
+    pub method_override: MethodOverride,
+}
+
+/// What happens to `X-HTTP-Method-Override` and kin (`headers.method_override`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MethodOverride {
+    /// Removed before proxying: the app sees the method that was judged.
+    #[default]
+    Strip,
+    /// Kept; the request must pass as the overriding method too.
+    Judge,
 }
 
 /// The session cookie.
@@ -190,7 +204,8 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
     let portal = portal(&mut c, raw.portal);
     let session = session(&mut c, raw.session, public_url.as_ref());
     let roles = roles(&mut c, raw.roles);
-    let policy = rules(&mut c, raw.rules);
+    let (paths, case) = paths(raw.paths);
+    let policy = rules(&mut c, raw.rules, case);
     let users = users(&mut c, raw.users, &roles);
     let api_keys = api_keys(&mut c, raw.api_keys, &users);
     let headers = headers(&mut c, raw.headers);
@@ -235,7 +250,20 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         trusted_issuers,
         regulation,
         two_factor,
+        paths,
     })
+}
+
+fn paths(raw: raw::RawPaths) -> (ReadSettings, PathCase) {
+    let semicolons = match raw.allow_semicolons {
+        Some(false) => Semicolons::Refuse,
+        _ => Semicolons::JudgeBoth,
+    };
+    let case = match raw.case_insensitive {
+        Some(true) => PathCase::Insensitive,
+        _ => PathCase::Sensitive,
+    };
+    (ReadSettings { semicolons }, case)
 }
 
 /// Who may describe a request in `X-Forwarded-*` / `X-Original-*` when
@@ -440,7 +468,7 @@ pub fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
 }
 
-fn rules(c: &mut Checker, raw: raw::RawRules) -> Option<Policy> {
+fn rules(c: &mut Checker, raw: raw::RawRules, case: PathCase) -> Option<Policy> {
     let default = match raw.default.as_deref() {
         None | Some("authenticated") => Access::Authenticated,
         Some("deny") => Access::Deny,
@@ -506,7 +534,7 @@ fn rules(c: &mut Checker, raw: raw::RawRules) -> Option<Policy> {
             }
         };
         let paths = r.path.map(raw::OneOrMany::into_vec);
-        match AccessRule::new(Some(i), paths, methods, r.hosts, access) {
+        match AccessRule::new(Some(i), paths, methods, r.hosts, access, case) {
             Ok(rule) => compiled.push(rule),
             Err(e) => c.err(&format!("rules[{i}]"), e.to_string()),
         }
@@ -714,9 +742,21 @@ fn headers(c: &mut Checker, raw: raw::RawHeaders) -> HeaderSettings {
             ),
         }
     }
+    let method_override = match raw.method_override.as_deref() {
+        None | Some("strip") => MethodOverride::Strip,
+        Some("judge") => MethodOverride::Judge,
+        Some(other) => {
+            c.err(
+                "headers.method_override",
+                format!("`{other}` must be `strip` or `judge`"),
+            );
+            MethodOverride::Strip
+        }
+    };
     HeaderSettings {
         names,
         pass_credentials: raw.pass_credentials.unwrap_or(false),
+        method_override,
     }
 }
 

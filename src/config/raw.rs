@@ -61,6 +61,21 @@ pub struct RawConfig {
     /// TOTP second factors.
     #[serde(default)]
     pub two_factor: RawTwoFactor,
+    /// How request paths are read.
+    #[serde(default)]
+    pub paths: RawPaths,
+}
+
+/// `paths:` — how request paths are read, to match how the app reads them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPaths {
+    /// `;` in paths: allowed and judged with and without path parameters
+    /// (default true); false refuses such requests with 400.
+    pub allow_semicolons: Option<bool>,
+    /// Match path patterns case-insensitively, for apps that route so (IIS,
+    /// ASP.NET); default false.
+    pub case_insensitive: Option<bool>,
 }
 
 /// `server:`
@@ -234,6 +249,9 @@ pub struct RawHeaders {
     pub method: Option<String>,
     /// Forward the consumed credential (Authorization / X-API-Key) upstream (default false).
     pub pass_credentials: Option<bool>,
+    /// `X-HTTP-Method-Override` and kin: `strip` (default) removes them
+    /// before proxying; `judge` keeps them and judges the overriding method too.
+    pub method_override: Option<String>,
 }
 
 /// `cache:`

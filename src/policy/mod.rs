@@ -1,17 +1,19 @@
 //! Access policy: rules compiled from the config, and the pure decision.
 //!
 //! [`Policy::matching`] finds the first rule for a request target (or the
-//! default); [`decide`] turns that rule and an optional identity into a
-//! [`Decision`]. Neither does I/O, so inline proxying, forward-auth and
-//! `gatehouse explain` all get the same answer.
+//! default); [`Policy::rules_for`] does so for every reading of a request
+//! ([`RequestReading`]), and [`MatchedRules::decide`] turns those rules and
+//! an optional identity into the strictest [`Decision`]: a request passes
+//! only if every reading the app could make of it passes. Nothing here does
+//! I/O, so inline proxying, forward-auth and `gatehouse explain` all get the
+//! same answer.
 
-mod path;
 mod permission;
 
-pub use path::{normalize_path, PathError};
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 
 use crate::identity::Identity;
+use crate::request::RequestReading;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use http::Method;
 use std::fmt;
@@ -61,7 +63,17 @@ pub struct InvalidPattern {
     pub reason: String,
 }
 
-fn glob_set(patterns: &[String], paths: bool) -> Result<GlobSet, InvalidPattern> {
+/// How path patterns compare (`paths.case_insensitive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathCase {
+    /// `/Admin` is not `/admin` (most apps).
+    #[default]
+    Sensitive,
+    /// `/Admin` is `/admin` (IIS, ASP.NET, case-insensitive routers).
+    Insensitive,
+}
+
+fn glob_set(patterns: &[String], paths: bool, case: PathCase) -> Result<GlobSet, InvalidPattern> {
     let mut b = GlobSetBuilder::new();
     for pat in patterns {
         let bad = |reason: String| InvalidPattern {
@@ -80,7 +92,7 @@ fn glob_set(patterns: &[String], paths: bool) -> Result<GlobSet, InvalidPattern>
         for v in variants {
             let glob = GlobBuilder::new(v)
                 .literal_separator(paths)
-                .case_insensitive(!paths)
+                .case_insensitive(!paths || case == PathCase::Insensitive)
                 .build()
                 .map_err(|e| bad(e.kind().to_string()))?;
             b.add(glob);
@@ -100,6 +112,7 @@ impl AccessRule {
         methods: Option<Vec<Method>>,
         hosts: Option<Vec<String>>,
         access: Access,
+        case: PathCase,
     ) -> Result<Self, InvalidPattern> {
         let mut description = String::new();
         if let Some(m) = &methods {
@@ -111,11 +124,25 @@ impl AccessRule {
             description.push_str(&h.join(","));
         }
         description.push_str(&paths.as_ref().map_or("/**".into(), |p| p.join(",")));
+        // HEAD is GET without the body (RFC 9110 §9.3.2), and frameworks run
+        // the GET handler for it: a rule for GET covers HEAD too.
+        let methods = methods.map(|mut m| {
+            if m.contains(&Method::GET) && !m.contains(&Method::HEAD) {
+                m.push(Method::HEAD);
+            }
+            m
+        });
         Ok(AccessRule {
             index,
             description,
-            paths: paths.as_deref().map(|p| glob_set(p, true)).transpose()?,
-            hosts: hosts.as_deref().map(|h| glob_set(h, false)).transpose()?,
+            paths: paths
+                .as_deref()
+                .map(|p| glob_set(p, true, case))
+                .transpose()?,
+            hosts: hosts
+                .as_deref()
+                .map(|h| glob_set(h, false, case))
+                .transpose()?,
             methods,
             access,
         })
@@ -153,7 +180,7 @@ pub struct Target<'a> {
     pub method: &'a Method,
     /// Host without port, lowercase.
     pub host: &'a str,
-    /// Normalized path (see [`normalize_path`]), no query.
+    /// A reading of the path (see [`crate::request::path`]), no query.
     pub path: &'a str,
 }
 
@@ -185,6 +212,28 @@ impl Policy {
             .unwrap_or(&self.default)
     }
 
+    /// The rules every reading of a request matches, the canonical
+    /// reading's first, each once.
+    pub fn rules_for<'p>(&'p self, reading: &RequestReading<'_>) -> MatchedRules<'p> {
+        let target = |(method, path)| Target {
+            method,
+            host: &reading.host,
+            path,
+        };
+        let mut pairs = reading.pairs();
+        let first = pairs
+            .next()
+            .map_or(&self.default, |p| self.matching(&target(p)));
+        let mut more: Vec<&'p AccessRule> = Vec::new();
+        for pair in pairs {
+            let rule = self.matching(&target(pair));
+            if !std::ptr::eq(rule, first) && !more.iter().any(|r| std::ptr::eq(*r, rule)) {
+                more.push(rule);
+            }
+        }
+        MatchedRules { first, more }
+    }
+
     /// `decide(self.matching(target), identity)`.
     pub fn evaluate<'p>(
         &'p self,
@@ -213,6 +262,40 @@ pub struct Decision<'p> {
     pub rule: &'p AccessRule,
 }
 
+/// The rules a request's readings matched; the canonical reading's first.
+#[derive(Debug, Clone)]
+pub struct MatchedRules<'p> {
+    first: &'p AccessRule,
+    more: Vec<&'p AccessRule>,
+}
+
+impl<'p> MatchedRules<'p> {
+    /// Each distinct rule, the canonical reading's first.
+    pub fn iter(&self) -> impl Iterator<Item = &'p AccessRule> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+
+    /// Every reading is public: no credential is needed.
+    pub fn all_public(&self) -> bool {
+        self.iter().all(|r| r.access == Access::Public)
+    }
+
+    /// Some reading is denied to everyone, whoever is asking.
+    pub fn any_deny(&self) -> bool {
+        self.iter().any(|r| r.access == Access::Deny)
+    }
+
+    /// The strictest decision over every reading: forbidden by any rule,
+    /// else unauthenticated by any, else allowed (by the canonical rule).
+    pub fn decide(&self, identity: Option<&Identity>) -> Decision<'p> {
+        let decisions = || self.iter().map(|r| decide(r, identity));
+        decisions()
+            .find(|d| d.verdict == Verdict::Forbidden)
+            .or_else(|| decisions().find(|d| d.verdict == Verdict::Unauthenticated))
+            .unwrap_or_else(|| decide(self.first, identity))
+    }
+}
+
 /// The pure decision: a matched rule and who is asking.
 pub fn decide<'p>(rule: &'p AccessRule, identity: Option<&Identity>) -> Decision<'p> {
     let verdict = match (&rule.access, identity) {
@@ -237,7 +320,15 @@ mod tests {
         } else {
             Some(methods.iter().map(|m| m.parse().unwrap()).collect())
         };
-        AccessRule::new(Some(i), Some(vec![path.into()]), methods, None, access).unwrap()
+        AccessRule::new(
+            Some(i),
+            Some(vec![path.into()]),
+            methods,
+            None,
+            access,
+            PathCase::Sensitive,
+        )
+        .unwrap()
     }
 
     fn who(perms: &[&str]) -> Identity {
@@ -271,6 +362,12 @@ mod tests {
                 ),
                 rule(3, "/blocked/**", &[], Access::Deny),
                 rule(4, "/files/*.txt", &[], Access::Authenticated),
+                rule(
+                    5,
+                    "/reports/**",
+                    &["GET"],
+                    Access::Permission("reports:read".parse().unwrap()),
+                ),
             ],
             default,
         )
@@ -304,6 +401,11 @@ mod tests {
             ("GET", "/files/a.txt", Some(&nobody), Allow, "rules[4]"),
             ("GET", "/files/sub/a.txt", Some(&nobody), Allow, "default"),
             ("GET", "/anything", Some(&nobody), Allow, "default"),
+            // A rule for GET covers HEAD as well.
+            ("HEAD", "/reports/q3", Some(&nobody), Forbidden, "rules[5]"),
+            ("HEAD", "/reports/q3", Some(&reader), Forbidden, "rules[5]"),
+            ("HEAD", "/reports/q3", Some(&admin), Allow, "rules[5]"),
+            ("POST", "/reports/q3", Some(&nobody), Allow, "default"),
         ];
         let p = policy(Access::Authenticated);
         for (m, path, id, want, rule_name) in cases {
@@ -351,6 +453,7 @@ mod tests {
             None,
             Some(vec!["*.example.com".into()]),
             Access::Public,
+            PathCase::Sensitive,
         )
         .unwrap();
         let p = Policy::new(vec![r], Access::Authenticated);
@@ -376,7 +479,8 @@ mod tests {
             Some(vec!["api/**".into()]),
             None,
             None,
-            Access::Public
+            Access::Public,
+            PathCase::Sensitive,
         )
         .is_err());
     }

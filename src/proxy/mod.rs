@@ -1,16 +1,20 @@
 //! The Pingora `ProxyHttp` implementation: orchestration only.
 //!
-//! `request_filter` answers forward-auth verify requests, portal paths and
-//! denials itself (with keep-alive responses written by hand);
-//! `upstream_request_filter` is the only place upstream headers change.
-//! Per-request state lives in [`RequestCtx`].
+//! `request_filter` refuses request-targets no rule can judge, and answers
+//! forward-auth verify requests, portal paths and denials itself (with
+//! keep-alive responses written by hand); `upstream_request_filter` is the
+//! only place the upstream request changes. Per-request state lives in
+//! [`RequestCtx`].
 
 mod portal_bridge;
 
 use crate::app::{App, Live};
+use crate::config::MethodOverride;
 use crate::forward_auth::{self, Endpoints};
-use crate::gate::{Admission, RequestView};
+use crate::gate::{Admission, Denial, RequestView};
+use crate::request::{canonical_host, request_path, AlsoRead, ReadError, REWRITE_HEADERS};
 use crate::respond::{wants_html, Asker, Reply};
+use crate::upstream::forwarding;
 use crate::upstream::headers::{self, HeaderSink};
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -18,7 +22,6 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{ErrorSource, ErrorType};
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -58,20 +61,6 @@ fn host_header(req: &RequestHeader) -> &str {
                 .and_then(|h| h.to_str().ok())
         })
         .unwrap_or("")
-}
-
-/// `Example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
-pub fn host_without_port(host: &str) -> Cow<'_, str> {
-    let bare = if host.starts_with('[') {
-        host.find(']').map_or(host, |end| &host[..=end])
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    if bare.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(bare.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(bare)
-    }
 }
 
 /// The address of the connection's other end (`None` on a Unix socket).
@@ -117,7 +106,7 @@ impl GatehouseProxy {
     /// The URL the user was asking for, if it is one we may send them back to.
     fn original_url(&self, req: &RequestHeader) -> Option<String> {
         let host = host_header(req);
-        let allowed = self.app.redirect.host_allowed(&host_without_port(host));
+        let allowed = self.app.redirect.host_allowed(&canonical_host(host));
         let public = self.app.redirect.public_url();
         let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let url = if allowed && !host.is_empty() {
@@ -147,7 +136,24 @@ impl ProxyHttp for GatehouseProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let app = &self.app;
-        let path = session.req_header().uri.path();
+        let req = session.req_header();
+        // The path comes from the target as received: Pingora reads a target
+        // that is not origin- or absolute-form (`admin/x`) as `/`, yet
+        // forwards it unchanged, and some apps route it to `/admin/x`.
+        let path = match request_path(&req.method, req.raw_path()) {
+            Ok(path) => path,
+            Err(e) => {
+                let denial = Denial::BadPath(ReadError::Target(e));
+                let asker = Asker {
+                    method: &req.method,
+                    browser: wants_html(&req.headers),
+                    return_to: None,
+                };
+                let reply = app.responder.denial(&denial, &asker);
+                write_reply(session, reply).await?;
+                return Ok(true);
+            }
+        };
         if let Some(flavor) = self.verify.route(path) {
             let peer = client_ip(session);
             let req = session.req_header();
@@ -160,16 +166,25 @@ impl ProxyHttp for GatehouseProxy {
             return Ok(true);
         }
         let peer = client_ip(session);
-        let req = session.req_header();
-        let host = host_without_port(host_header(req));
+        let live = app.live();
+        let also = AlsoRead {
+            method_overrides: live.headers.method_override == MethodOverride::Judge,
+            // Rewrite headers from a trusted proxy reach the app; anyone
+            // else's are removed before proxying.
+            rewrite_headers: if peer.is_some_and(|ip| app.is_trusted_proxy(ip)) {
+                &REWRITE_HEADERS
+            } else {
+                &[]
+            },
+        };
         let view = RequestView {
             method: &req.method,
-            host: &host,
-            path: req.uri.path(),
+            host: host_header(req),
+            path,
             headers: &req.headers,
             client_ip: app.client_ip(peer, &req.headers),
+            also,
         };
-        let live = app.live();
         let denial = match live.gate.check(&view).await {
             Ok(admission) => {
                 ctx.admission = Some(admission);
@@ -225,8 +240,14 @@ impl ProxyHttp for GatehouseProxy {
             &live.session.cookie_name,
         );
 
+        if live.headers.method_override == MethodOverride::Strip {
+            forwarding::strip_method_overrides(upstream_request);
+        }
         let client_ip = client_ip(session);
         let trusted = client_ip.is_some_and(|ip| app.is_trusted_proxy(ip));
+        if !trusted {
+            forwarding::strip_untrusted(upstream_request);
+        }
         if let Some(ip) = client_ip {
             let existing = upstream_request
                 .headers
@@ -238,6 +259,9 @@ impl ProxyHttp for GatehouseProxy {
                 None => ip.to_string(),
             };
             upstream_request.insert_header(X_FORWARDED_FOR.clone(), value)?;
+            if !trusted {
+                upstream_request.insert_header(forwarding::X_REAL_IP.clone(), ip.to_string())?;
+            }
         }
         if !(trusted && upstream_request.headers.contains_key(&X_FORWARDED_PROTO)) {
             upstream_request.insert_header(X_FORWARDED_PROTO.clone(), app.listener_scheme)?;
@@ -250,6 +274,7 @@ impl ProxyHttp for GatehouseProxy {
                 upstream_request.insert_header(X_FORWARDED_HOST.clone(), host)?;
             }
         }
+        forwarding::to_origin_form(upstream_request)?;
         Ok(())
     }
 

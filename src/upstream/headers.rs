@@ -7,20 +7,11 @@
 use crate::config::HeaderSettings;
 use crate::credentials::{CredentialSource, X_API_KEY};
 use crate::identity::Identity;
+use crate::request::same_header;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName};
 
 static COOKIE_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"Cookie");
-
-/// Do two header names denote the same header once `_` is read as `-`?
-/// (`HeaderName`s are already lowercase.)
-fn same_header(candidate: &str, configured: &str) -> bool {
-    candidate.len() == configured.len()
-        && candidate
-            .bytes()
-            .zip(configured.bytes())
-            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
-}
 
 /// Names in `headers` that spoof a configured identity header.
 pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h HeaderName> {
