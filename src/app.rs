@@ -8,7 +8,6 @@ use crate::authn::{Authenticator, AuthnServices};
 use crate::config::{Config, HeaderSettings, UpstreamSettings, UpstreamTarget};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
-use crate::portal::{self, PortalState};
 use crate::redirect::RedirectPolicy;
 use crate::regulation::Regulator;
 use crate::respond::Responder;
@@ -88,7 +87,10 @@ pub struct App {
     shared: Shared,
     pub responder: Responder,
     pub metrics: Arc<Metrics>,
-    pub portal: axum::Router,
+    /// The portal's page title.
+    pub title: String,
+    /// Users, sessions and keys (absent only in tests of the proxy alone).
+    pub store: Option<Store>,
     pub redirect: RedirectPolicy,
     /// `/_auth`
     pub prefix: String,
@@ -121,14 +123,6 @@ impl App {
         };
         let public = config.public_url.as_str().trim_end_matches('/').to_owned();
         let responder = Responder::new(&config.portal.title, &public, &config.portal.prefix);
-        let portal = portal::router(Arc::new(PortalState {
-            title: config.portal.title.clone(),
-            prefix: config.portal.prefix.clone(),
-            redirect: config.redirect.clone(),
-            responder: responder.clone(),
-            store: store.clone(),
-            templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
-        }));
         let shared = Shared {
             authn: AuthnServices {
                 metrics: metrics.clone(),
@@ -139,7 +133,7 @@ impl App {
                     background,
                 )),
             },
-            regulator: Arc::new(Regulator::new(config.regulation.clone(), store)),
+            regulator: Arc::new(Regulator::new(config.regulation.clone(), store.clone())),
         };
         let live = compile_live(&config, &shared);
         Ok(Arc::new(App {
@@ -147,7 +141,8 @@ impl App {
             shared,
             responder,
             metrics,
-            portal,
+            title: config.portal.title.clone(),
+            store,
             redirect: config.redirect,
             prefix: config.portal.prefix,
             upstream,

@@ -4,7 +4,7 @@
 //! users of later issues join them behind the same types.
 
 use crate::identity::{AuthMethod, Identity, UserKind};
-use crate::policy::{Permission, PermissionSet};
+use crate::permission::{Permission, PermissionSet};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 

@@ -3,7 +3,7 @@
 //! Built once per verified credential (then shared from the cache), so the
 //! upstream header values are rendered here, once, instead of per request.
 
-use crate::policy::PermissionSet;
+use crate::permission::PermissionSet;
 use http::HeaderValue;
 use std::time::SystemTime;
 

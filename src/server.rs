@@ -8,6 +8,7 @@
 use crate::app::App;
 use crate::config::{Config, UpstreamTarget};
 use crate::metrics::Metrics;
+use crate::portal::{self, PortalState};
 use crate::proxy::GatehouseProxy;
 use crate::store::{Store, StoredUser};
 use crate::tokens::{KeyMaterial, TokenService};
@@ -116,6 +117,14 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         Arc::new(tokens),
         Some(store_runtime.handle().clone()),
     )?;
+    let portal = portal::router(Arc::new(PortalState {
+        title: app.title.clone(),
+        prefix: app.prefix.clone(),
+        redirect: app.redirect.clone(),
+        responder: app.responder.clone(),
+        store: Some(store.clone()),
+        templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
+    }));
     store_runtime.block_on(app.regulator().sync());
     match store_runtime.block_on(app.live().two_factor.reseal_all()) {
         Ok(0) => {}
@@ -162,7 +171,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     for worker in 0..threads {
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            GatehouseProxy::new(app.clone()),
+            GatehouseProxy::new(app.clone(), portal.clone()),
             &format!("gatehouse worker {worker}"),
         );
         service.threads = Some(1);

@@ -13,7 +13,7 @@ use crate::directory::UserRecord;
 use crate::directory::{Directory, UserStatus, API_KEY_PREFIX};
 use crate::identity::{AuthMethod, Identity, UserKind};
 use crate::metrics::Metrics;
-use crate::policy::PermissionSet;
+use crate::permission::PermissionSet;
 use crate::store::Store;
 use crate::tokens::external::TrustedIssuers;
 use crate::tokens::{TokenError, TokenService};
@@ -202,7 +202,7 @@ impl Authenticator {
     /// A session cookie: its hash must name a live session of an enabled user.
     async fn verify_session(&self, cookie: &str) -> Result<Arc<Identity>, AuthnError> {
         let store = self.store.as_ref().ok_or(AuthnError::SessionEnded)?;
-        let id_hash = session_id_hash(cookie);
+        let id_hash = crate::session::id_hash(cookie);
         let now = crate::store::unix_now();
         let record = store
             .session(&id_hash)
@@ -461,7 +461,7 @@ impl Authenticator {
             .find_user(&key.username)
             .await?
             .ok_or(AuthnError::InvalidApiKey)?;
-        let permissions: Option<Vec<crate::policy::Permission>> = key
+        let permissions: Option<Vec<crate::permission::Permission>> = key
             .permissions
             .as_ref()
             .map(|list| list.iter().filter_map(|p| p.parse().ok()).collect());
@@ -479,7 +479,7 @@ impl Authenticator {
     fn key_identity(
         &self,
         user: &UserRecord,
-        own: Option<&[crate::policy::Permission]>,
+        own: Option<&[crate::permission::Permission]>,
         expires_at: Option<SystemTime>,
     ) -> Result<Identity, AuthnError> {
         if user.status == UserStatus::Disabled {
@@ -506,20 +506,6 @@ impl Authenticator {
 /// How long a verified session is trusted before the store is asked again
 /// (which also records activity for the idle timeout).
 const SESSION_RECHECK_SECS: i64 = 60;
-
-/// What the store keeps of a session id: its SHA-256, hex.
-pub fn session_id_hash(cookie: &str) -> String {
-    hex::encode(Sha256::digest(cookie.as_bytes()))
-}
-
-/// A fresh session id: 256 random bits, base64url.
-pub fn new_session_id() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// `sha256:<hex>` of an API key, as written in the config.
 pub fn api_key_hash(key: &str) -> String {

@@ -2,7 +2,7 @@
 //! and `generate` for keys declared in the config file.
 
 use crate::config::Config;
-use crate::policy::Permission;
+use crate::permission::Permission;
 use clap::Subcommand;
 use std::process::ExitCode;
 

@@ -8,11 +8,8 @@
 //! I/O, so inline proxying, forward-auth and `gatehouse explain` all get the
 //! same answer.
 
-mod permission;
-
-pub use permission::{InvalidPermission, Permission, PermissionSet};
-
 use crate::identity::Identity;
+use crate::permission::Permission;
 use crate::request::RequestReading;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use http::Method;
@@ -313,6 +310,7 @@ pub fn decide<'p>(rule: &'p AccessRule, identity: Option<&Identity>) -> Decision
 mod tests {
     use super::*;
     use crate::identity::{AuthMethod, Identity, UserKind};
+    use crate::permission::PermissionSet;
 
     fn rule(i: usize, path: &str, methods: &[&str], access: Access) -> AccessRule {
         let methods = if methods.is_empty() {

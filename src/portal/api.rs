@@ -460,7 +460,7 @@ pub(super) async fn logout(
                     "cross-site requests may not sign you out",
                 );
             }
-            set_cookie = Some(super::login::clear_session_cookie(&live));
+            set_cookie = Some(crate::session::clear_session_cookie(&live.session));
             store.revoke_session(hash).await
         }
         _ => return no_store(
@@ -621,7 +621,7 @@ pub(super) async fn create_key(
     }
     if let Some(list) = &req.permissions {
         for p in list {
-            match p.parse::<crate::policy::Permission>() {
+            match p.parse::<crate::permission::Permission>() {
                 Err(_) => return bad(&format!("`{p}` is not a permission like `posts:read`")),
                 Ok(perm) if !identity.permissions.allows(&perm) => {
                     return error(

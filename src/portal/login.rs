@@ -4,10 +4,9 @@
 use super::api::{sign_in, signed_in, SignInFailure};
 use super::{ClientIp, PortalState};
 use crate::app::Live;
-use crate::authn::{new_session_id, session_id_hash};
 use crate::credentials::cookie_values;
 use crate::identity::UserKind;
-use crate::store::{unix_now, SessionRecord};
+use crate::session::{self, SameSite};
 use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -42,42 +41,6 @@ pub(super) struct LogoutForm {
     csrf: String,
 }
 
-/// `Set-Cookie` that removes the session cookie.
-pub(super) fn clear_session_cookie(live: &Live) -> String {
-    cookie(live, &live.session.cookie_name, "", 0, "/", true)
-}
-
-/// `Set-Cookie` for a new session id.
-pub(super) fn session_cookie(live: &Live, id: &str) -> String {
-    let lifetime = live.session.lifetime.as_secs() as i64;
-    cookie(live, &live.session.cookie_name, id, lifetime, "/", true)
-}
-
-/// `Set-Cookie` value.
-pub(super) fn cookie(
-    live: &Live,
-    name: &str,
-    value: &str,
-    max_age: i64,
-    path: &str,
-    lax: bool,
-) -> String {
-    let mut c = format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={}",
-        if lax { "Lax" } else { "Strict" }
-    );
-    if live.session.secure {
-        c.push_str("; Secure");
-    }
-    if lax {
-        if let Some(d) = &live.session.domain {
-            c.push_str("; Domain=");
-            c.push_str(d);
-        }
-    }
-    c
-}
-
 pub(super) fn first_cookie<'h>(headers: &'h HeaderMap, name: &'h str) -> Option<&'h str> {
     cookie_values(headers, name).next()
 }
@@ -91,8 +54,15 @@ pub(super) fn csrf_token(
     match first_cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 43) {
         Some(t) => (t.to_owned(), None),
         None => {
-            let t = new_session_id();
-            let set = cookie(live, CSRF_COOKIE, &t, 3600, &s.prefix, false);
+            let t = session::random_id();
+            let set = session::cookie(
+                &live.session,
+                CSRF_COOKIE,
+                &t,
+                3600,
+                &s.prefix,
+                SameSite::Strict,
+            );
             (t.clone(), Some(set))
         }
     }
@@ -325,29 +295,19 @@ pub(super) fn with_retry_after(mut resp: Response, b: crate::regulation::Banned)
 
 pub(super) const UNAVAILABLE: &str = "Sign-in is unavailable right now. Try again shortly.";
 
-/// Create a session for `username` with a brand-new id (whatever session
-/// cookie came in is never promoted) and answer its `Set-Cookie`.
+/// Start a session for `username` and answer its `Set-Cookie`.
 pub(super) async fn start_session(s: &PortalState, live: &Live, username: &str) -> Option<String> {
     let store = s.store.as_ref()?;
-    let id = new_session_id();
-    let now = unix_now();
-    let record = SessionRecord {
-        id_hash: session_id_hash(&id),
-        username: username.to_owned(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now + live.session.lifetime.as_secs() as i64,
-        revoked: false,
-    };
-    if let Err(e) = store.create_session(record).await {
-        tracing::error!(error = %e, "cannot create a session");
-        return None;
+    match session::start(store, &live.session, username).await {
+        Ok(id) => {
+            tracing::info!(user = %username, "signed in");
+            Some(session::session_cookie(&live.session, &id))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create a session");
+            None
+        }
     }
-    if let Err(e) = store.record_login(username, now).await {
-        tracing::debug!(error = %e, "last login not recorded");
-    }
-    tracing::info!(user = %username, "signed in");
-    Some(session_cookie(live, &id))
 }
 
 pub(super) async fn logout_page(
@@ -370,7 +330,7 @@ pub(super) async fn logout_submit(
         return csrf_refused(&s);
     }
     if let (Some(store), Some(id)) = (&s.store, first_cookie(&headers, &live.session.cookie_name)) {
-        let hash = session_id_hash(id);
+        let hash = session::id_hash(id);
         if let Err(e) = store.revoke_session(&hash).await {
             tracing::error!(error = %e, "cannot revoke a session");
             return s
@@ -384,6 +344,6 @@ pub(super) async fn logout_submit(
         }
         live.gate.authenticator().invalidate_revoked(&hash);
     }
-    let clear = clear_session_cookie(&live);
+    let clear = session::clear_session_cookie(&live.session);
     see_other(&format!("{}/login", s.prefix), &[clear])
 }

@@ -8,12 +8,12 @@
 
 use super::api::{check_code, signed_in, turn_on_at_sign_in, SignInFailure};
 use super::login::{
-    ban_notice, cookie, csrf_ok, csrf_refused, csrf_token, first_cookie, login_page_response, page,
+    ban_notice, csrf_ok, csrf_refused, csrf_token, first_cookie, login_page_response, page,
     see_other, start_session, with_retry_after, LoginView, UNAVAILABLE,
 };
 use super::{ClientIp, PortalState};
 use crate::app::Live;
-use crate::authn::{new_session_id, session_id_hash};
+use crate::session::{cookie, id_hash, random_id, SameSite};
 use crate::store::{unix_now, PendingLogin, PendingPurpose};
 use crate::two_factor::{Enrolment, TwoFactorError};
 use axum::extract::{Extension, State};
@@ -44,10 +44,10 @@ pub(super) async fn begin(
     return_to: &str,
 ) -> Option<Response> {
     let store = s.store.as_ref()?;
-    let id = new_session_id();
+    let id = random_id();
     let ttl = live.two_factor.pending_ttl().as_secs() as i64;
     let pending = PendingLogin {
-        id_hash: session_id_hash(&id),
+        id_hash: id_hash(&id),
         username: username.to_owned(),
         purpose,
         return_to: return_to.to_owned(),
@@ -57,7 +57,14 @@ pub(super) async fn begin(
         tracing::error!(error = %e, "cannot remember a pending sign-in");
         return None;
     }
-    let set = cookie(live, PENDING_COOKIE, &id, ttl, &s.prefix, false);
+    let set = cookie(
+        &live.session,
+        PENDING_COOKIE,
+        &id,
+        ttl,
+        &s.prefix,
+        SameSite::Strict,
+    );
     Some(see_other(&format!("{}/2fa", s.prefix), &[set]))
 }
 
@@ -67,13 +74,20 @@ async fn pending(s: &PortalState, headers: &HeaderMap) -> Result<Option<PendingL
         return Ok(None);
     };
     store
-        .pending_login(&session_id_hash(id))
+        .pending_login(&id_hash(id))
         .await
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
 }
 
 fn clear_pending(s: &PortalState, live: &Live) -> String {
-    cookie(live, PENDING_COOKIE, "", 0, &s.prefix, false)
+    cookie(
+        &live.session,
+        PENDING_COOKIE,
+        "",
+        0,
+        &s.prefix,
+        SameSite::Strict,
+    )
 }
 
 /// The sign-in page again, because the pending sign-in is gone.

@@ -29,12 +29,18 @@ use std::sync::Arc;
 pub struct GatehouseProxy {
     app: Arc<App>,
     verify: Endpoints,
+    /// The portal's routes (`crate::portal::router`).
+    portal: axum::Router,
 }
 
 impl GatehouseProxy {
-    pub fn new(app: Arc<App>) -> Self {
+    pub fn new(app: Arc<App>, portal: axum::Router) -> Self {
         let verify = Endpoints::new(&app.prefix);
-        GatehouseProxy { app, verify }
+        GatehouseProxy {
+            app,
+            verify,
+            portal,
+        }
     }
 }
 
@@ -162,7 +168,7 @@ impl ProxyHttp for GatehouseProxy {
             return Ok(true);
         }
         if app.is_portal_path(path) {
-            portal_bridge::serve(session, app).await?;
+            portal_bridge::serve(session, app, &self.portal).await?;
             return Ok(true);
         }
         let peer = client_ip(session);

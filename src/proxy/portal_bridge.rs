@@ -14,7 +14,7 @@ use tower::ServiceExt;
 /// Largest request body a portal endpoint accepts.
 const MAX_PORTAL_BODY: usize = 1024 * 1024;
 
-pub async fn serve(session: &mut Session, app: &App) -> Result<()> {
+pub async fn serve(session: &mut Session, app: &App, portal: &axum::Router) -> Result<()> {
     let mut body = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > MAX_PORTAL_BODY {
@@ -42,7 +42,7 @@ pub async fn serve(session: &mut Session, app: &App) -> Result<()> {
     }
     let reply = match request.body(axum::body::Body::from(body.freeze())) {
         Ok(req) => {
-            let response = match app.portal.clone().oneshot(req).await {
+            let response = match portal.clone().oneshot(req).await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };

@@ -266,7 +266,7 @@ impl TokenService {
             .signer
             .as_ref()
             .ok_or("no signing key with a private key is configured")?;
-        let jti = crate::authn::new_session_id();
+        let jti = crate::session::random_id();
         let expires_at = now + self.ttl.as_secs() as i64;
         let claims = Claims {
             iss: self.issuer.clone(),
