@@ -5,7 +5,8 @@
 //! the last accepted, a recovery code not yet used), so two replicas racing
 //! with the same code cannot both accept it.
 
-use super::{now, record_change, unavailable, Store, StoreError};
+use super::changes::record_change;
+use super::{now, unavailable, Store, StoreError};
 use sqlx::Row;
 
 /// A user's second factor as stored.
