@@ -1,17 +1,25 @@
 //! The portal: everything Gatehouse answers itself under the prefix.
 //!
-//! An axum `Router`, called in-process by the proxy for paths under
-//! `portal.prefix`, so handlers use ordinary extractors while the hot path
-//! stays pure Pingora: health, readiness, info, the sign-in, `2fa`,
-//! account and setup pages, and the JSON API for tokens, API keys and
-//! second factors.
+//! An axum `Router` (built by the server, called in-process by the proxy for
+//! paths under `portal.prefix`), so handlers use ordinary extractors while
+//! the hot path stays pure Pingora. Where things live:
+//!
+//! - `sign_in`: the domain steps shared by pages and API (password and
+//!   second factor under regulation, re-authentication, starting a session);
+//! - `context`: who is asking (the caller's identity, the account owner);
+//! - `csrf`: the forms' double-submit token and the same-origin proofs;
+//! - `json` / `html`: the one error → answer map of the API and of the pages;
+//! - `pages/`: sign-in and sign-out, the `2fa` step, account, setup;
+//! - `api/`: `auth` (login, logout, me, jwks), `api_keys`, `two_factor`;
+//! - this file: the routes, health, readiness and info.
 
-mod account;
 mod api;
-mod api_two_factor;
-mod login;
-mod second_factor;
-mod setup;
+mod context;
+mod csrf;
+mod html;
+mod json;
+mod pages;
+mod sign_in;
 
 use crate::redirect::RedirectPolicy;
 use crate::respond::Responder;
@@ -63,34 +71,40 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
-        .route("/login", get(login::login_page).post(login::login_submit))
+        .route(
+            "/login",
+            get(pages::login::login_page).post(pages::login::login_submit),
+        )
         .route(
             "/logout",
-            get(login::logout_page).post(login::logout_submit),
+            get(pages::login::logout_page).post(pages::login::logout_submit),
         )
-        .route("/setup", get(setup::setup_page).post(setup::setup_submit))
+        .route(
+            "/setup",
+            get(pages::setup::setup_page).post(pages::setup::setup_submit),
+        )
         .route(
             "/2fa",
-            get(second_factor::code_form).post(second_factor::code_submit),
+            get(pages::second_factor::code_form).post(pages::second_factor::code_submit),
         )
-        .route("/account", get(account::show))
-        .route("/account/2fa", post(account::enrol))
-        .route("/account/2fa/confirm", post(account::confirm))
-        .route("/account/2fa/disable", post(account::disable))
-        .route("/api/login", post(api::login))
-        .route("/api/logout", post(api::logout))
-        .route("/api/me", get(api::me))
+        .route("/account", get(pages::account::show))
+        .route("/account/2fa", post(pages::account::enrol))
+        .route("/account/2fa/confirm", post(pages::account::confirm))
+        .route("/account/2fa/disable", post(pages::account::disable))
+        .route("/api/login", post(api::auth::login))
+        .route("/api/logout", post(api::auth::logout))
+        .route("/api/me", get(api::auth::me))
         .route(
             "/api/me/api-keys",
-            get(api::list_keys).post(api::create_key),
+            get(api::api_keys::list_keys).post(api::api_keys::create_key),
         )
-        .route("/api/me/api-keys/{id}", delete(api::delete_key))
+        .route("/api/me/api-keys/{id}", delete(api::api_keys::delete_key))
         .route(
             "/api/me/2fa",
-            post(api_two_factor::enrol).delete(api_two_factor::disable),
+            post(api::two_factor::enrol).delete(api::two_factor::disable),
         )
-        .route("/api/me/2fa/confirm", post(api_two_factor::confirm))
-        .route("/.well-known/jwks.json", get(api::jwks));
+        .route("/api/me/2fa/confirm", post(api::two_factor::confirm))
+        .route("/.well-known/jwks.json", get(api::auth::jwks));
     Router::new()
         .nest(&prefix, routes)
         .fallback(not_found)

@@ -2,12 +2,14 @@
 //! enabled user exists (in the store or the config file). Afterwards it is
 //! closed for good; more users come from the CLI or the admin API.
 
-use super::login::{csrf_ok, csrf_refused, csrf_token, page, see_other, start_session};
-use super::PortalState;
 use crate::app::Live;
 use crate::authn::password::hash_password;
 use crate::directory::UserStatus;
 use crate::identity::UserKind;
+use crate::portal::csrf::{csrf_ok, csrf_token};
+use crate::portal::html::{csrf_refused, page, see_other};
+use crate::portal::sign_in::start_session;
+use crate::portal::PortalState;
 use crate::store::{NewUser, StoreError};
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,7 +22,7 @@ use std::sync::Arc;
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 #[derive(Deserialize)]
-pub(super) struct SetupForm {
+pub(in crate::portal) struct SetupForm {
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -34,7 +36,7 @@ pub(super) struct SetupForm {
 }
 
 /// Is the setup page open? Only when nobody enabled exists anywhere.
-pub(super) async fn is_open(s: &PortalState, live: &Live) -> Result<bool, StoreError> {
+pub(in crate::portal) async fn is_open(s: &PortalState, live: &Live) -> Result<bool, StoreError> {
     let directory = live.gate.authenticator().directory();
     if directory
         .users
@@ -78,7 +80,7 @@ fn form_page(
     page(s, status, "setup.html", ctx, set.as_slice())
 }
 
-pub(super) async fn setup_page(
+pub(in crate::portal) async fn setup_page(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,
@@ -122,7 +124,7 @@ fn problem(form: &SetupForm) -> Option<String> {
     None
 }
 
-pub(super) async fn setup_submit(
+pub(in crate::portal) async fn setup_submit(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,

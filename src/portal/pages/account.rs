@@ -3,13 +3,14 @@
 //! off (with a current code or your password). Session users only; every
 //! form carries the CSRF token.
 
-use super::api::{reauthenticate, turn_on_second_factor, SignInFailure};
-use super::login::{csrf_ok, csrf_refused, csrf_token, page, see_other};
-use super::second_factor::enrolment_for;
-use super::{ClientIp, PortalState};
 use crate::app::Live;
 use crate::credentials::CredentialSource;
 use crate::identity::Identity;
+use crate::portal::csrf::{csrf_ok, csrf_token};
+use crate::portal::html::{csrf_refused, page, see_other};
+use crate::portal::pages::second_factor::enrolment_for;
+use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
+use crate::portal::{ClientIp, PortalState};
 use crate::two_factor::{Enrolment, TwoFactorError};
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,7 +20,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 #[derive(Deserialize)]
-pub(super) struct AccountForm {
+pub(in crate::portal) struct AccountForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -127,7 +128,7 @@ fn unavailable(s: &PortalState) -> Response {
 }
 
 /// `GET account`.
-pub(super) async fn show(
+pub(in crate::portal) async fn show(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -190,7 +191,7 @@ fn explain(e: &TwoFactorError) -> (StatusCode, &'static str) {
 }
 
 /// `POST account/2fa`: start enrolling; shows the QR code.
-pub(super) async fn enrol(
+pub(in crate::portal) async fn enrol(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -212,7 +213,7 @@ pub(super) async fn enrol(
 }
 
 /// `POST account/2fa/confirm`: turn it on with a code; shows the recovery codes.
-pub(super) async fn confirm(
+pub(in crate::portal) async fn confirm(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -250,7 +251,7 @@ pub(super) async fn confirm(
 }
 
 /// `POST account/2fa/disable`: turn it off, proven by a code or the password.
-pub(super) async fn disable(
+pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

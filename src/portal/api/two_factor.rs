@@ -3,13 +3,13 @@
 //! api/me/2fa/confirm` (turn it on with a code → recovery codes) and
 //! `DELETE api/me/2fa` (turn it off with a code or the password).
 
-use super::api::{
-    account_owner, error, json_body, no_store, reauthenticate, turn_on_second_factor, SignInFailure,
-};
-use super::{ClientIp, PortalState};
 use crate::app::Live;
 use crate::directory::UserRecord;
 use crate::identity::Identity;
+use crate::portal::context::account_owner;
+use crate::portal::json::{error, json_body, no_store};
+use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
+use crate::portal::{ClientIp, PortalState};
 use crate::two_factor::TwoFactorError;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -56,7 +56,7 @@ async fn caller(
 }
 
 /// `POST api/me/2fa`.
-pub(super) async fn enrol(
+pub(in crate::portal) async fn enrol(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -82,7 +82,7 @@ pub(super) async fn enrol(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CodeRequest {
+pub(in crate::portal) struct CodeRequest {
     code: Option<String>,
     password: Option<String>,
 }
@@ -101,7 +101,7 @@ async fn caller_with(
 }
 
 /// `POST api/me/2fa/confirm` with `{code}`.
-pub(super) async fn confirm(
+pub(in crate::portal) async fn confirm(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -133,7 +133,7 @@ pub(super) async fn confirm(
 }
 
 /// `DELETE api/me/2fa` with `{code}` or `{password}`.
-pub(super) async fn disable(
+pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

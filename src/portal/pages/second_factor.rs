@@ -6,13 +6,16 @@
 //! role requires a second factor not yet set up, shows the QR code to enrol
 //! first. Only a right code turns the pending sign-in into a session.
 
-use super::api::{check_code, signed_in, turn_on_at_sign_in, SignInFailure};
-use super::login::{
-    ban_notice, csrf_ok, csrf_refused, csrf_token, first_cookie, login_page_response, page,
-    see_other, start_session, with_retry_after, LoginView, UNAVAILABLE,
-};
-use super::{ClientIp, PortalState};
 use crate::app::Live;
+use crate::portal::csrf::{csrf_ok, csrf_token, first_cookie};
+use crate::portal::html::{
+    ban_notice, csrf_refused, page, see_other, with_retry_after, UNAVAILABLE,
+};
+use crate::portal::pages::login::{login_page_response, LoginView};
+use crate::portal::sign_in::{
+    check_code, signed_in, start_session, turn_on_at_sign_in, SignInFailure,
+};
+use crate::portal::{ClientIp, PortalState};
 use crate::session::{cookie, id_hash, random_id, SameSite};
 use crate::store::{unix_now, PendingLogin, PendingPurpose};
 use crate::two_factor::{Enrolment, TwoFactorError};
@@ -27,7 +30,7 @@ use std::sync::Arc;
 const PENDING_COOKIE: &str = "gatehouse_2fa";
 
 #[derive(Deserialize)]
-pub(super) struct CodeForm {
+pub(in crate::portal) struct CodeForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -36,7 +39,7 @@ pub(super) struct CodeForm {
 
 /// Password accepted, second factor owed: remember the sign-in and send the
 /// browser to the `2fa` page. `None` when the store cannot take it.
-pub(super) async fn begin(
+pub(in crate::portal) async fn begin(
     s: &PortalState,
     live: &Live,
     username: &str,
@@ -130,7 +133,7 @@ fn code_page(
 }
 
 /// The enrolment to show `username` (started now, or the one in progress).
-pub(super) async fn enrolment_for(
+pub(in crate::portal) async fn enrolment_for(
     live: &Live,
     username: &str,
 ) -> Result<Enrolment, TwoFactorError> {
@@ -151,7 +154,7 @@ fn unavailable(s: &PortalState) -> Response {
 }
 
 /// `GET 2fa`.
-pub(super) async fn code_form(
+pub(in crate::portal) async fn code_form(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,
@@ -186,7 +189,7 @@ pub(super) async fn code_form(
 }
 
 /// `POST 2fa`: the code (or a recovery code); a session when it is right.
-pub(super) async fn code_submit(
+pub(in crate::portal) async fn code_submit(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,

@@ -1,0 +1,261 @@
+//! `api/login` (name and password for a token), `api/logout` (revoke the
+//! token or session used), `api/me`, and the public keys (`jwks.json`).
+
+use crate::app::Live;
+use crate::credentials::CredentialSource;
+use crate::identity::{AuthMethod, Identity, Revocation};
+use crate::portal::context::who;
+use crate::portal::csrf::proven_same_origin;
+use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
+use crate::portal::sign_in::{check_code, sign_in, signed_in, SignInFailure};
+use crate::portal::{ClientIp, PortalState};
+use crate::store::{unix_now, PendingPurpose};
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::portal) struct LoginRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    /// A TOTP code or a recovery code, for accounts with a second factor.
+    two_factor_code: Option<String>,
+}
+
+/// The `user` object of `api/login` and the body of `api/me`.
+fn user_json(
+    id: Option<i64>,
+    identity: &Identity,
+    auth_method: &str,
+    two_factor_enabled: bool,
+) -> serde_json::Value {
+    let permissions: Vec<String> = identity.permissions.iter().map(|p| p.to_string()).collect();
+    serde_json::json!({
+        "id": id,
+        "username": identity.subject,
+        "email": identity.email,
+        "name": identity.name,
+        "type": identity.kind.as_str(),
+        "role": identity.role,
+        "permissions": permissions,
+        "two_factor_enabled": two_factor_enabled,
+        "auth_method": auth_method,
+    })
+}
+
+/// The stored id of a user (`None` for users declared in the config file).
+async fn stored_id(s: &PortalState, username: &str) -> Option<i64> {
+    let store = s.store.as_ref()?;
+    store.user(username).await.ok().flatten().map(|u| u.id)
+}
+
+/// `POST api/login`: name (or e-mail) and password → a signed token.
+pub(in crate::portal) async fn login(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: LoginRequest = match json_body(&s, &headers, &body) {
+        Ok(r) => r,
+        Err(reply) => return reply.into_response(),
+    };
+    let login = req
+        .username
+        .as_deref()
+        .or(req.email.as_deref())
+        .map(str::trim)
+        .unwrap_or("");
+    let password = req.password.as_deref().unwrap_or("");
+    if login.is_empty() || password.is_empty() {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`username` (or `email`) and `password` are required",
+        );
+    }
+    let code = req.two_factor_code.as_deref().map(str::trim).unwrap_or("");
+    let user = match sign_in(&live, login, password, ip).await {
+        Ok(u) => u,
+        Err(failure) => {
+            if failure == SignInFailure::Invalid && !code.is_empty() {
+                // Look the second factor up anyway, so the time taken does
+                // not tell a wrong password from a wrong code.
+                let _ = live.two_factor.is_enabled(login).await;
+            }
+            return failure.into_json(&s);
+        }
+    };
+    let two_factor_enabled = match live.two_factor.owed(&user).await {
+        Ok(None) => false,
+        Ok(Some(PendingPurpose::Verify)) if code.is_empty() => {
+            return error(
+                &s,
+                StatusCode::UNAUTHORIZED,
+                "two_factor_required",
+                "this account uses two-factor authentication: send `two_factor_code` (a code from the authenticator app, or a recovery code)",
+            )
+        }
+        Ok(Some(PendingPurpose::Verify)) => {
+            if let Err(failure) = check_code(&live, &user.username, code, ip).await {
+                return failure.into_json(&s);
+            }
+            true
+        }
+        Ok(Some(PendingPurpose::Enrol)) => {
+            return error(
+                &s,
+                StatusCode::FORBIDDEN,
+                "two_factor_enrolment_required",
+                "your role requires two-factor authentication: sign in on the portal's sign-in page once to set it up",
+            )
+        }
+        Err(_) => return SignInFailure::Unavailable.into_json(&s),
+    };
+    signed_in(&live, &user.username).await;
+    let authn = live.gate.authenticator();
+    let now = unix_now();
+    let issued = match authn.tokens().issue(&user, now) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a token");
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "token_unavailable",
+                "tokens cannot be issued right now",
+            );
+        }
+    };
+    if let Some(store) = &s.store {
+        if let Err(e) = store.record_login(&user.username, now).await {
+            tracing::debug!(error = %e, "last login not recorded");
+        }
+    }
+    tracing::info!(user = %user.username, "token issued");
+    let identity = authn.directory().identity_of(&user, AuthMethod::Jwt);
+    let id = stored_id(&s, &user.username).await;
+    let expires_at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(issued.expires_at.max(0) as u64),
+    )
+    .to_string();
+    no_store(
+        Json(serde_json::json!({
+            "token": issued.token,
+            "token_type": "Bearer",
+            "expires_at": expires_at,
+            "expires_in": issued.expires_at - now,
+            "user": user_json(id, &identity, "jwt", two_factor_enabled),
+        }))
+        .into_response(),
+    )
+}
+
+/// `GET api/me`.
+pub(in crate::portal) async fn me(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let (identity, _) = match who(&s, &live, &headers, ip).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    // An external issuer's subject is not one of our users, whatever its name.
+    let (id, two_factor_enabled) = match identity.is_local_account() {
+        true => (
+            stored_id(&s, &identity.subject).await,
+            live.two_factor
+                .is_enabled(&identity.subject)
+                .await
+                .unwrap_or(false),
+        ),
+        false => (None, false),
+    };
+    no_store(
+        Json(user_json(
+            id,
+            &identity,
+            identity.method.as_str(),
+            two_factor_enabled,
+        ))
+        .into_response(),
+    )
+}
+
+/// `POST api/logout`: revoke the token or session the request came with.
+pub(in crate::portal) async fn logout(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let (identity, source) = match who(&s, &live, &headers, ip).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let Some(store) = &s.store else {
+        return store_down(&s, STORE_DOWN);
+    };
+    let mut set_cookie = None;
+    let revoked = match (&identity.revocation, source) {
+        (Some(Revocation::Token(jti)), _) => {
+            let expires = identity
+                .expires_at
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(unix_now() + 86_400, |d| d.as_secs() as i64);
+            store.revoke_token(jti, expires).await
+        }
+        (Some(Revocation::Session(hash)), CredentialSource::SessionCookie) => {
+            if !proven_same_origin(&s, &headers) {
+                return error(
+                    &s,
+                    StatusCode::FORBIDDEN,
+                    "csrf_failed",
+                    "cross-site requests may not sign you out",
+                );
+            }
+            set_cookie = Some(crate::session::clear_session_cookie(&live.session));
+            store.revoke_session(hash).await
+        }
+        _ => return no_store(
+            Json(serde_json::json!({
+                "status": "nothing_to_revoke",
+                "message": "Basic credentials and API keys are not sessions; nothing was revoked",
+            }))
+            .into_response(),
+        ),
+    };
+    if let Err(e) = revoked {
+        tracing::error!(error = %e, "cannot revoke");
+        return store_down(&s, "signing out failed; try again shortly");
+    }
+    if let Some(handle) = &identity.revocation {
+        live.gate.authenticator().invalidate_revoked(handle.key());
+    }
+    tracing::info!(user = %identity.subject, "signed out");
+    let mut resp = no_store(Json(serde_json::json!({"status": "logged_out"})).into_response());
+    if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// `GET .well-known/jwks.json`.
+pub(in crate::portal) async fn jwks(Extension(live): Extension<Arc<Live>>) -> Response {
+    let mut resp = Json(live.gate.authenticator().tokens().jwks().clone()).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}

@@ -1,0 +1,6 @@
+//! The portal's JSON API for programs under `{prefix}/api`. Bodies are JSON
+//! only; answers are `{"error", "message"}` on failure (see `json`).
+
+pub(super) mod api_keys;
+pub(super) mod auth;
+pub(super) mod two_factor;

@@ -1,0 +1,99 @@
+//! The JSON API's answers: `{"error", "message"}` with a status, JSON
+//! bodies read (415/400 on the wrong type or shape), `no-store`.
+
+use crate::portal::sign_in::SignInFailure;
+use crate::portal::PortalState;
+use crate::respond::Reply;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+/// `{"error", "message"}` with a status.
+pub(in crate::portal) fn error(
+    s: &PortalState,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    s.responder.json(status, code, message).into_response()
+}
+
+/// Parse a JSON body, or answer why not.
+pub(in crate::portal) fn json_body<T: DeserializeOwned>(
+    s: &PortalState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Reply> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+        });
+    if !is_json {
+        return Err(s.responder.json(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        s.responder.json(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("the JSON body is not valid: {e}"),
+        )
+    })
+}
+
+pub(in crate::portal) fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub(in crate::portal) fn unauthorized(s: &PortalState, code: &str, message: &str) -> Response {
+    let mut resp = error(s, StatusCode::UNAUTHORIZED, code, message);
+    if let Some(v) = s.responder.www_authenticate() {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// 503 `store_unavailable`: the store did not answer; `message` says what failed.
+pub(in crate::portal) fn store_down(s: &PortalState, message: &str) -> Response {
+    error(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        message,
+    )
+}
+
+pub(in crate::portal) const STORE_DOWN: &str = "the store does not answer; try again shortly";
+
+impl SignInFailure {
+    /// The API's answer to a failed sign-in.
+    pub(in crate::portal) fn into_json(self, s: &PortalState) -> Response {
+        match self {
+            SignInFailure::Invalid => error(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the user name or password is wrong",
+            ),
+            SignInFailure::Disabled => error(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "account_disabled",
+                "the account is disabled",
+            ),
+            SignInFailure::Banned(b) => s.responder.too_many_attempts(b, false).into_response(),
+            SignInFailure::Unavailable => {
+                store_down(s, "sign-in is unavailable right now; try again shortly")
+            }
+        }
+    }
+}
