@@ -87,11 +87,6 @@ impl Responder {
         }
     }
 
-    /// The `WWW-Authenticate` challenge of every 401.
-    pub fn www_authenticate(&self) -> Option<HeaderValue> {
-        Some(self.www_authenticate.clone())
-    }
-
     /// `{public_url}{p}/login`, with `?rd=` when there is somewhere to return to.
     pub fn login_location(&self, return_to: Option<&str>) -> String {
         match return_to {

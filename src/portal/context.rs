@@ -2,43 +2,40 @@
 //! account owner for endpoints that change the caller's own account.
 
 use crate::app::Live;
-use crate::authn::AuthnError;
 use crate::credentials::CredentialSource;
-use crate::gate::AuthFailure;
+use crate::gate::{Denial, Unauthenticated};
 use crate::identity::{AuthMethod, Identity};
 use crate::portal::csrf::proven_same_origin;
-use crate::portal::json::{error, store_down, unauthorized};
+use crate::portal::json::error;
 use crate::portal::PortalState;
+use crate::respond::Asker;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-/// The identity behind the request's credential, or the answer to send.
+/// The identity behind the request's credential, or the answer to send:
+/// every failure answered by [`Responder::denial`], as the proxy and
+/// forward-auth answer it (401 with `WWW-Authenticate`, 503 with
+/// `Retry-After` when the store cannot check it, 400, 429).
+///
+/// [`Responder::denial`]: crate::respond::Responder::denial
 pub(in crate::portal) async fn who(
     s: &PortalState,
     live: &Live,
     headers: &HeaderMap,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(Arc<Identity>, CredentialSource), Response> {
-    match live.gate.identify(headers, ip).await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => Err(unauthorized(s, "unauthorized", "authentication required")),
-        Err(AuthFailure::Unauthenticated(crate::gate::Unauthenticated::Rejected(
-            AuthnError::Unavailable,
-        ))) => Err(store_down(
-            s,
-            "credentials cannot be checked right now; try again shortly",
-        )),
-        Err(failure) => {
-            let denial: crate::gate::Denial = failure.into();
-            let asker = crate::respond::Asker {
-                method: &http::Method::GET,
-                browser: false,
-                return_to: None,
-            };
-            Err(s.responder.denial(&denial, &asker).into_response())
-        }
-    }
+    let denial = match live.gate.identify(headers, ip).await {
+        Ok(Some(found)) => return Ok(found),
+        Ok(None) => Denial::Unauthenticated(Unauthenticated::Missing),
+        Err(failure) => failure.into(),
+    };
+    let api_client = Asker {
+        method: &http::Method::GET,
+        browser: false,
+        return_to: None,
+    };
+    Err(s.responder.denial(&denial, &api_client).into_response())
 }
 
 /// The identity for an account endpoint: a person or machine signed in by

@@ -54,14 +54,6 @@ pub(in crate::portal) fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-pub(in crate::portal) fn unauthorized(s: &PortalState, code: &str, message: &str) -> Response {
-    let mut resp = error(s, StatusCode::UNAUTHORIZED, code, message);
-    if let Some(v) = s.responder.www_authenticate() {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    resp
-}
-
 /// 503 `store_unavailable`: the store did not answer; `message` says what failed.
 pub(in crate::portal) fn store_down(s: &PortalState, message: &str) -> Response {
     error(

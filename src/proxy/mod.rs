@@ -70,7 +70,7 @@ fn host_header(req: &RequestHeader) -> &str {
 }
 
 /// The address of the connection's other end (`None` on a Unix socket).
-pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
+pub(crate) fn peer_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -161,7 +161,7 @@ impl ProxyHttp for GatehouseProxy {
             }
         };
         if let Some(flavor) = self.verify.route(path) {
-            let peer = client_ip(session);
+            let peer = peer_ip(session);
             let req = session.req_header();
             let reply = forward_auth::answer(app, flavor, peer, &req.method, &req.headers).await;
             write_reply(session, reply).await?;
@@ -171,7 +171,7 @@ impl ProxyHttp for GatehouseProxy {
             portal_bridge::serve(session, app, &self.portal).await?;
             return Ok(true);
         }
-        let peer = client_ip(session);
+        let peer = peer_ip(session);
         let live = app.live();
         let also = AlsoRead {
             method_overrides: live.headers.method_override == MethodOverride::Judge,
@@ -249,12 +249,12 @@ impl ProxyHttp for GatehouseProxy {
         if live.headers.method_override == MethodOverride::Strip {
             forwarding::strip_method_overrides(upstream_request);
         }
-        let client_ip = client_ip(session);
-        let trusted = client_ip.is_some_and(|ip| app.is_trusted_proxy(ip));
+        let peer = peer_ip(session);
+        let trusted = peer.is_some_and(|ip| app.is_trusted_proxy(ip));
         if !trusted {
             forwarding::strip_untrusted(upstream_request);
         }
-        if let Some(ip) = client_ip {
+        if let Some(ip) = peer {
             let existing = upstream_request
                 .headers
                 .get(&X_FORWARDED_FOR)

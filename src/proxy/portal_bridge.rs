@@ -28,7 +28,7 @@ pub async fn serve(session: &mut Session, app: &App, portal: &axum::Router) -> R
         }
         body.extend_from_slice(&chunk);
     }
-    let peer = super::client_ip(session);
+    let peer = super::peer_ip(session);
     let head = session.req_header();
     let client = ClientIp(app.client_ip(peer, &head.headers));
     let mut request = http::Request::builder()
