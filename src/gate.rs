@@ -241,3 +241,189 @@ impl Gate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::App;
+    use crate::authn::password::hash_password;
+    use crate::config::Config;
+    use crate::tokens::TokenService;
+    use base64::Engine;
+
+    const BOB_PW: &str = "bob-password-1";
+
+    /// A gate from a config like a user's: a public GET root and `/public/**`,
+    /// a permission on `/admin/**` and on GET `/reports/**`, `/internal/**`
+    /// denied; bob is staff (no admin, no reports).
+    fn app() -> Arc<App> {
+        app_with(None)
+    }
+
+    fn app_with(store: Option<crate::store::Store>) -> Arc<App> {
+        let yaml = format!(
+            r#"
+public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://127.0.0.1:9"
+roles:
+  staff: ["posts:read"]
+rules:
+  - path: /
+    methods: [GET]
+    policy: public
+  - path: /public/**
+    policy: public
+  - path: /internal/**
+    policy: deny
+  - path: /admin/**
+    permission: "admin:access"
+  - path: /reports/**
+    methods: [GET]
+    permission: "reports:read"
+users:
+  - username: bob
+    password_hash: "{}"
+    role: staff
+regulation:
+  max_retries: 2
+"#,
+            hash_password(BOB_PW).unwrap()
+        );
+        let config = Config::from_yaml(&yaml, std::iter::empty()).unwrap();
+        let tokens = Arc::new(TokenService::new(&config.tokens, vec![]));
+        let metrics = Arc::new(crate::metrics::Metrics::new().unwrap());
+        App::new(config, metrics, None, store, tokens, None).unwrap()
+    }
+
+    fn basic(user: &str, pw: &str) -> (&'static str, String) {
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
+        ("authorization", format!("Basic {b}"))
+    }
+
+    async fn check(app: &App, method: &str, path: &str, headers: &[(&str, String)]) -> GateOutcome {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let method: Method = method.parse().unwrap();
+        let view = RequestView {
+            method: &method,
+            host: "app.example.com",
+            path,
+            headers: &h,
+            client_ip: Some(IpAddr::from([192, 0, 2, 1])),
+            also: AlsoRead::default(),
+        };
+        app.live().gate.check(&view).await
+    }
+
+    fn who(outcome: &GateOutcome) -> Option<&str> {
+        outcome
+            .as_ref()
+            .ok()
+            .and_then(|a| a.identity.as_deref())
+            .map(|i| i.subject.as_str())
+    }
+
+    #[tokio::test]
+    async fn every_reading_must_pass() {
+        let app = app();
+        let bob = [basic("bob", BOB_PW)];
+        // HEAD meets the GET rule; `;x` cannot hide `/admin`.
+        for (method, path) in [("HEAD", "/reports/q3"), ("GET", "/admin;x/y")] {
+            let out = check(&app, method, path, &bob).await;
+            assert!(
+                matches!(out, Err(Denial::Forbidden { .. })),
+                "{method} {path}: {out:?}"
+            );
+        }
+        let out = check(&app, "GET", "/public/..;/admin/x", &[]).await;
+        assert!(matches!(out, Err(Denial::BadPath(_))), "{out:?}");
+        // The public root is public for GET and HEAD, not for POST.
+        for method in ["GET", "HEAD"] {
+            assert!(check(&app, method, "/", &[]).await.is_ok(), "{method}");
+        }
+        let out = check(&app, "POST", "/", &[]).await;
+        assert!(matches!(out, Err(Denial::Unauthenticated(_))), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn public_paths_name_who_they_can_and_ignore_bad_credentials() {
+        let app = app();
+        let out = check(&app, "GET", "/public/a", &[basic("bob", BOB_PW)]).await;
+        assert_eq!(who(&out), Some("bob"));
+        let out = check(&app, "GET", "/public/a", &[basic("bob", "wrong-password")]).await;
+        let admission = out.expect("a wrong password on a public path still passes");
+        assert!(admission.identity.is_none() && admission.consumed.is_none());
+    }
+
+    #[tokio::test]
+    async fn deny_is_403_for_everyone_even_with_a_wrong_password() {
+        let app = app();
+        for headers in [
+            vec![],
+            vec![basic("bob", "wrong")],
+            vec![basic("bob", BOB_PW)],
+        ] {
+            let out = check(&app, "GET", "/internal/x", &headers).await;
+            assert!(matches!(out, Err(Denial::Forbidden { .. })), "{out:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_credential_that_verifies_wins() {
+        let app = app();
+        // A session cookie is tried first; unknown, it does not stop Basic.
+        let headers = [
+            ("cookie", "gatehouse_session=not-a-session".to_owned()),
+            basic("bob", BOB_PW),
+        ];
+        let out = check(&app, "GET", "/anything", &headers).await;
+        assert_eq!(who(&out), Some("bob"));
+        let consumed = out.unwrap().consumed;
+        assert_eq!(consumed, Some(CredentialSource::Authorization));
+        // Nothing verifies: the first error is the answer.
+        let headers = [
+            basic("bob", "wrong"),
+            ("x-api-key", "gh_unknown".to_owned()),
+        ];
+        let out = check(&app, "GET", "/anything", &headers).await;
+        assert!(
+            matches!(
+                out,
+                Err(Denial::Unauthenticated(Unauthenticated::Rejected(
+                    AuthnError::InvalidCredentials
+                )))
+            ),
+            "{out:?}"
+        );
+        // A malformed header is a 400 before anything is tried.
+        let out = check(
+            &app,
+            "GET",
+            "/anything",
+            &[("authorization", "Basic !!!".into())],
+        )
+        .await;
+        assert!(matches!(out, Err(Denial::Malformed(_))), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_lead_to_a_ban_that_refuses_even_the_right_one() {
+        // Counts and bans live in the store.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store = crate::store::Store::open(&url).await.unwrap();
+        let app = app_with(Some(store));
+        for _ in 0..2 {
+            let out = check(&app, "GET", "/anything", &[basic("bob", "wrong")]).await;
+            assert!(matches!(out, Err(Denial::Unauthenticated(_))), "{out:?}");
+        }
+        let out = check(&app, "GET", "/anything", &[basic("bob", BOB_PW)]).await;
+        assert!(matches!(out, Err(Denial::TooManyAttempts(_))), "{out:?}");
+    }
+}
