@@ -230,7 +230,7 @@ async fn token_service(config: &Config, store: &Store) -> Result<TokenService, S
     }
     let mut stored = store.signing_keys().await.map_err(|e| e.to_string())?;
     if stored.is_empty() {
-        let (kid, pem) = KeyMaterial::generate()?;
+        let (kid, pem) = KeyMaterial::generate().map_err(|e| e.to_string())?;
         store
             .add_first_signing_key(&kid, &pem)
             .await

@@ -150,7 +150,7 @@ impl Checker<'_> {
         match value {
             None => default,
             Some(s) => parse_duration(s).unwrap_or_else(|e| {
-                self.err(path, e);
+                self.err(path, e.to_string());
                 default
             }),
         }
@@ -170,14 +170,24 @@ impl Checker<'_> {
     }
 }
 
+/// A duration that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a duration like `30s`, `5m` or `24h` ({reason})")]
+pub struct InvalidDuration {
+    pub value: String,
+    pub reason: String,
+}
+
 /// `30s`, `5m`, `24h`, `1h 30m`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, InvalidDuration> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration like `30s`, `5m` or `24h` ({e})"))
+    humantime::parse_duration(s).map_err(|e| InvalidDuration {
+        value: s.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<Config> {
@@ -875,10 +885,12 @@ fn tokens(c: &mut Checker, raw: raw::RawTokens, public_url: Option<&Url>) -> Tok
         }
         let parsed = match (&k.private_key, &k.public_key) {
             (Some(pem), None) => {
-                KeyMaterial::from_private_pem(&k.kid, pem).map_err(|e| (at("private_key"), e))
+                KeyMaterial::from_private_pem(&k.kid, pem)
+                    .map_err(|e| (at("private_key"), e.to_string()))
             }
             (None, Some(pem)) => {
-                KeyMaterial::from_public_pem(&k.kid, pem).map_err(|e| (at("public_key"), e))
+                KeyMaterial::from_public_pem(&k.kid, pem)
+                    .map_err(|e| (at("public_key"), e.to_string()))
             }
             _ => Err((
                 format!("tokens.keys[{i}]"),

@@ -127,16 +127,25 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
+/// Why a signing key could not be read or made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("is not a PKCS#8 PEM Ed25519 private key (see `gatehouse signing-key generate`)")]
+    NotPrivateKey,
+    #[error("is not a PEM Ed25519 public key")]
+    NotPublicKey,
+    #[error("cannot encode the key: {0}")]
+    Encode(String),
+}
+
 impl KeyMaterial {
     /// From a PKCS#8 PEM Ed25519 private key.
-    pub fn from_private_pem(kid: &str, pem: &str) -> Result<KeyMaterial, String> {
-        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim()).map_err(|_| {
-            "is not a PKCS#8 PEM Ed25519 private key (see `gatehouse signing-key generate`)"
-                .to_owned()
-        })?;
+    pub fn from_private_pem(kid: &str, pem: &str) -> Result<KeyMaterial, KeyError> {
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim())
+            .map_err(|_| KeyError::NotPrivateKey)?;
         let der = key
             .to_pkcs8_der()
-            .map_err(|e| format!("cannot re-encode the key: {e}"))?;
+            .map_err(|e| KeyError::Encode(e.to_string()))?;
         Ok(KeyMaterial {
             kid: kid.to_owned(),
             private_der: Some(der.as_bytes().to_vec()),
@@ -145,9 +154,9 @@ impl KeyMaterial {
     }
 
     /// From an SPKI PEM Ed25519 public key (a retired key that only verifies).
-    pub fn from_public_pem(kid: &str, pem: &str) -> Result<KeyMaterial, String> {
+    pub fn from_public_pem(kid: &str, pem: &str) -> Result<KeyMaterial, KeyError> {
         let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim())
-            .map_err(|_| "is not a PEM Ed25519 public key".to_owned())?;
+            .map_err(|_| KeyError::NotPublicKey)?;
         Ok(KeyMaterial {
             kid: kid.to_owned(),
             private_der: None,
@@ -156,11 +165,11 @@ impl KeyMaterial {
     }
 
     /// A fresh key: `(kid, PKCS#8 PEM)`. The kid is derived from the public key.
-    pub fn generate() -> Result<(String, String), String> {
+    pub fn generate() -> Result<(String, String), KeyError> {
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let pem = key
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .map_err(|e| format!("cannot encode a new key: {e}"))?;
+            .map_err(|e| KeyError::Encode(e.to_string()))?;
         let digest = blake3::hash(&key.verifying_key().to_bytes());
         let kid = format!("gh-{}", &digest.to_hex()[..16]);
         Ok((kid, pem.to_string()))
