@@ -7,10 +7,13 @@ use crate::gate::{Denial, Unauthenticated};
 use crate::identity::{AuthMethod, Identity};
 use crate::portal::csrf::proven_same_origin;
 use crate::portal::json::error;
-use crate::portal::PortalState;
+use crate::portal::{ClientIp, PortalState};
 use crate::respond::Asker;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The identity behind the request's credential, or the answer to send:
@@ -74,4 +77,71 @@ pub(in crate::portal) async fn account_owner(
         ));
     }
     Ok(identity)
+}
+
+/// The request's shared parts every extractor here reads: the configuration
+/// snapshot and the client's address, both put there by the proxy.
+fn snapshot(parts: &Parts) -> Option<(Arc<Live>, Option<IpAddr>)> {
+    let ip = parts.extensions.get::<ClientIp>().and_then(|c| c.0);
+    Some((parts.extensions.get::<Arc<Live>>()?.clone(), ip))
+}
+
+/// The answer when the proxy did not hand over a snapshot (a bug, not input).
+fn no_snapshot(s: &PortalState) -> Response {
+    error(
+        s,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the portal was called without a configuration",
+    )
+}
+
+/// Extractor: whoever the request's credential names, and which header
+/// carried it (`api/me`, `api/logout`). Rejects with [`who`]'s answer.
+pub(in crate::portal) struct Caller {
+    pub live: Arc<Live>,
+    pub identity: Arc<Identity>,
+    pub source: CredentialSource,
+}
+
+impl FromRequestParts<Arc<PortalState>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<PortalState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (live, ip) = snapshot(parts).ok_or_else(|| no_snapshot(s))?;
+        let (identity, source) = who(s, &live, &parts.headers, ip).await?;
+        Ok(Caller {
+            live,
+            identity,
+            source,
+        })
+    }
+}
+
+/// Extractor: the owner of the account an endpoint reads (`WRITES = false`)
+/// or changes (`WRITES = true`), per [`account_owner`].
+pub(in crate::portal) struct AccountOwner<const WRITES: bool> {
+    pub live: Arc<Live>,
+    pub identity: Arc<Identity>,
+}
+
+/// Reads the caller's own account.
+pub(in crate::portal) type AccountReader = AccountOwner<false>;
+/// Changes the caller's own account (same-origin proof for cookie writes).
+pub(in crate::portal) type AccountWriter = AccountOwner<true>;
+
+impl<const WRITES: bool> FromRequestParts<Arc<PortalState>> for AccountOwner<WRITES> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<PortalState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (live, ip) = snapshot(parts).ok_or_else(|| no_snapshot(s))?;
+        let identity = account_owner(s, &live, &parts.headers, ip, WRITES).await?;
+        Ok(AccountOwner { live, identity })
+    }
 }

@@ -3,6 +3,7 @@
 
 use crate::app::Live;
 use crate::portal::context::account_owner;
+use crate::portal::context::AccountReader;
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::{ClientIp, PortalState};
 use crate::store::unix_now;
@@ -33,14 +34,8 @@ fn key_json(k: &crate::store::StoredApiKey) -> serde_json::Value {
 /// `GET api/me/api-keys`: the caller's live keys (never the keys themselves).
 pub(in crate::portal) async fn list_keys(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
+    AccountReader { identity, .. }: AccountReader,
 ) -> Response {
-    let identity = match account_owner(&s, &live, &headers, ip, false).await {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
     let Some(store) = &s.store else {
         return store_down(&s, STORE_DOWN);
     };

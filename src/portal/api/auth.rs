@@ -4,7 +4,7 @@
 use crate::app::Live;
 use crate::credentials::CredentialSource;
 use crate::identity::{AuthMethod, Identity, Revocation};
-use crate::portal::context::who;
+use crate::portal::context::Caller;
 use crate::portal::csrf::proven_same_origin;
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::sign_in::{check_code, sign_in, signed_in, SignInFailure};
@@ -162,14 +162,8 @@ pub(in crate::portal) async fn login(
 /// `GET api/me`.
 pub(in crate::portal) async fn me(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
+    Caller { live, identity, .. }: Caller,
 ) -> Response {
-    let (identity, _) = match who(&s, &live, &headers, ip).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
     // An external issuer's subject is not one of our users, whatever its name.
     let (id, two_factor_enabled) = match identity.is_local_account() {
         true => (
@@ -195,14 +189,13 @@ pub(in crate::portal) async fn me(
 /// `POST api/logout`: revoke the token or session the request came with.
 pub(in crate::portal) async fn logout(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
+    Caller {
+        live,
+        identity,
+        source,
+    }: Caller,
 ) -> Response {
-    let (identity, source) = match who(&s, &live, &headers, ip).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
     let Some(store) = &s.store else {
         return store_down(&s, STORE_DOWN);
     };

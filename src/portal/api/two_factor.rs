@@ -6,7 +6,7 @@
 use crate::app::Live;
 use crate::directory::UserRecord;
 use crate::identity::Identity;
-use crate::portal::context::account_owner;
+use crate::portal::context::AccountWriter;
 use crate::portal::json::{error, json_body, no_store};
 use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
 use crate::portal::{ClientIp, PortalState};
@@ -36,21 +36,19 @@ fn refused(s: &PortalState, e: &TwoFactorError) -> Response {
     error(s, status, code, &e.to_string())
 }
 
-/// The caller (session or token; not an API key) and their user record.
-async fn caller(
+/// The account owner's user record (they may turn 2FA on or off).
+async fn user_record(
     s: &PortalState,
     live: &Live,
-    headers: &HeaderMap,
-    ip: Option<std::net::IpAddr>,
-) -> Result<(Arc<Identity>, UserRecord), Response> {
-    let identity = account_owner(s, live, headers, ip, true).await?;
+    identity: &Identity,
+) -> Result<UserRecord, Response> {
     match live
         .gate
         .authenticator()
         .find_login(&identity.subject)
         .await
     {
-        Ok(Some(user)) => Ok((identity, user)),
+        Ok(Some(user)) => Ok(user),
         _ => Err(refused(s, &TwoFactorError::Unavailable)),
     }
 }
@@ -58,12 +56,10 @@ async fn caller(
 /// `POST api/me/2fa`.
 pub(in crate::portal) async fn enrol(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    headers: HeaderMap,
+    AccountWriter { live, identity }: AccountWriter,
 ) -> Response {
-    let (_, user) = match caller(&s, &live, &headers, ip).await {
-        Ok(found) => found,
+    let user = match user_record(&s, &live, &identity).await {
+        Ok(user) => user,
         Err(resp) => return resp,
     };
     match live.two_factor.begin(&user).await {
@@ -87,30 +83,19 @@ pub(in crate::portal) struct CodeRequest {
     password: Option<String>,
 }
 
-/// The caller and their JSON body.
-async fn caller_with(
-    s: &PortalState,
-    live: &Live,
-    headers: &HeaderMap,
-    ip: Option<std::net::IpAddr>,
-    body: &Bytes,
-) -> Result<(Arc<Identity>, UserRecord, CodeRequest), Response> {
-    let (identity, user) = caller(s, live, headers, ip).await?;
-    let req = json_body(s, headers, body).map_err(IntoResponse::into_response)?;
-    Ok((identity, user, req))
-}
-
 /// `POST api/me/2fa/confirm` with `{code}`.
 pub(in crate::portal) async fn confirm(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    AccountWriter { live, identity }: AccountWriter,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (identity, _, req) = match caller_with(&s, &live, &headers, ip, &body).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
+    if let Err(resp) = user_record(&s, &live, &identity).await {
+        return resp;
+    }
+    let req: CodeRequest = match json_body(&s, &headers, &body) {
+        Ok(req) => req,
+        Err(reply) => return reply.into_response(),
     };
     let Some(code) = req.code.as_deref().map(str::trim).filter(|c| !c.is_empty()) else {
         return error(
@@ -135,14 +120,18 @@ pub(in crate::portal) async fn confirm(
 /// `DELETE api/me/2fa` with `{code}` or `{password}`.
 pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
+    AccountWriter { live, identity }: AccountWriter,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (identity, user, req) = match caller_with(&s, &live, &headers, ip, &body).await {
-        Ok(found) => found,
+    let user = match user_record(&s, &live, &identity).await {
+        Ok(user) => user,
         Err(resp) => return resp,
+    };
+    let req: CodeRequest = match json_body(&s, &headers, &body) {
+        Ok(req) => req,
+        Err(reply) => return reply.into_response(),
     };
     if live.two_factor.required_for(&user) {
         return error(
