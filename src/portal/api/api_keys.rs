@@ -81,7 +81,7 @@ pub(in crate::portal) async fn create_key(
     };
     let bad = |msg: &str| error(&s, StatusCode::BAD_REQUEST, "invalid_request", msg);
     let name = req.name.unwrap_or_else(|| "api".into());
-    if !crate::config::valid_name(&name) {
+    if !crate::accounts::users::valid_name(&name) {
         return bad("`name` must be 1-128 letters, digits, `_`, `-`, `.`, `@`");
     }
     if let Some(list) = &req.permissions {
