@@ -736,6 +736,29 @@ fn stored_api_keys_from_the_cli_and_the_api() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 403);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"], "permission_not_allowed");
+    // A bad name or an unparseable permission is the request's fault.
+    for bad in [json!({"name": "my key"}), json!({"permissions": ["posts"]})] {
+        let r = client()
+            .post(s.g.url("/_auth/api/me/api-keys"))
+            .bearer_auth(&amy)
+            .json(&bad)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["error"], "invalid_request", "{bad}");
+    }
+    // The CLI holds key names to the same rule.
+    let (code, _, err) = gatehouse_cmd(
+        &[
+            "apikey", "create", "--user", "amy", "--name", "my key", "-c", cli,
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("API key's name"), "{err}");
     // The owner revokes it: refused at once.
     let r = client()
         .delete(s.g.url(&format!("/_auth/api/me/api-keys/{id}")))

@@ -10,4 +10,5 @@
 //! problem (a form message, a JSON error code, a CLI line): each rule answers
 //! with a typed error for them to map.
 
+pub mod api_keys;
 pub mod users;
