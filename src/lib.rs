@@ -9,8 +9,10 @@
 //! joined up by [`gate`] → [`respond`] (denials) or [`upstream::headers`]
 //! (identity headers for the app). [`forward_auth`] asks the same gate for
 //! Traefik, Caddy and nginx. [`proxy`] is the Pingora glue, [`portal`] the
-//! pages and API under the prefix, [`server`] the assembly.
+//! pages and API under the prefix, [`server`] the assembly. [`accounts`] keeps
+//! the rules for creating users and stored API keys, whoever creates them.
 
+pub mod accounts;
 pub mod app;
 pub mod authn;
 pub mod commands;

@@ -43,8 +43,8 @@ fn argon2_runs(g: &Gatehouse) -> u64 {
 fn a_banned_user_gets_429_even_with_the_right_password() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/r.db", dir.path().display());
-    add_user(&url, dir.path(), "amy", "amy-pw");
-    add_user(&url, dir.path(), "ben", "ben-pw");
+    add_user(&url, dir.path(), "amy", "amy-password");
+    add_user(&url, dir.path(), "ben", "ben-password");
     let g = Gatehouse::start(&store_yaml(&url, STRICT));
 
     // Failures through three doors: the API, Basic, the API again.
@@ -58,7 +58,7 @@ fn a_banned_user_gets_429_even_with_the_right_password() {
     assert_eq!(api_login(&g, "amy", "wrong-3").status(), 401);
 
     let runs_before = argon2_runs(&g);
-    let r = api_login(&g, "amy", "amy-pw");
+    let r = api_login(&g, "amy", "amy-password");
     assert_eq!(
         r.status(),
         429,
@@ -73,7 +73,7 @@ fn a_banned_user_gets_429_even_with_the_right_password() {
     assert_eq!(r.json::<Value>().unwrap()["error"], "too_many_attempts");
     let r = client()
         .get(g.url("/app"))
-        .header("authorization", basic("amy", "amy-pw"))
+        .header("authorization", basic("amy", "amy-password"))
         .send()
         .unwrap();
     assert_eq!(r.status(), 429);
@@ -92,7 +92,7 @@ fn a_banned_user_gets_429_even_with_the_right_password() {
         .form(&[
             ("csrf", token.as_str()),
             ("username", "amy"),
-            ("password", "amy-pw"),
+            ("password", "amy-password"),
             ("rd", ""),
         ])
         .send()
@@ -102,7 +102,7 @@ fn a_banned_user_gets_429_even_with_the_right_password() {
     assert!(r.text().unwrap().contains("Too many failed attempts"));
 
     // Others are unaffected.
-    assert_eq!(api_login(&g, "ben", "ben-pw").status(), 200);
+    assert_eq!(api_login(&g, "ben", "ben-password").status(), 200);
     // The metric says why.
     assert!(g.metrics().contains("decision=\"regulated\""));
 }
@@ -111,7 +111,7 @@ fn a_banned_user_gets_429_even_with_the_right_password() {
 fn unknown_users_are_regulated_like_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/r.db", dir.path().display());
-    add_user(&url, dir.path(), "amy", "amy-pw");
+    add_user(&url, dir.path(), "amy", "amy-password");
     let g = Gatehouse::start(&store_yaml(&url, STRICT));
     let mut statuses = Vec::new();
     for user in ["amy", "nobody"] {
@@ -127,16 +127,16 @@ fn unknown_users_are_regulated_like_known_ones() {
 fn success_clears_the_count() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/r.db", dir.path().display());
-    add_user(&url, dir.path(), "amy", "amy-pw");
+    add_user(&url, dir.path(), "amy", "amy-password");
     let g = Gatehouse::start(&store_yaml(&url, STRICT));
     for _ in 0..2 {
         assert_eq!(api_login(&g, "amy", "typo").status(), 401);
     }
-    assert_eq!(api_login(&g, "amy", "amy-pw").status(), 200);
+    assert_eq!(api_login(&g, "amy", "amy-password").status(), 200);
     for _ in 0..2 {
         assert_eq!(api_login(&g, "amy", "typo").status(), 401);
     }
-    assert_eq!(api_login(&g, "amy", "amy-pw").status(), 200);
+    assert_eq!(api_login(&g, "amy", "amy-password").status(), 200);
 }
 
 #[test]
@@ -145,16 +145,16 @@ fn replicas_on_one_postgres_share_the_count() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    add_user(&url, dir.path(), "amy", "amy-pw");
+    add_user(&url, dir.path(), "amy", "amy-password");
     let a = Gatehouse::start(&store_yaml(&url, STRICT));
     let b = Gatehouse::start(&store_yaml(&url, STRICT));
     assert_eq!(api_login(&a, "amy", "wrong").status(), 401);
     assert_eq!(api_login(&b, "amy", "wrong").status(), 401);
     assert_eq!(api_login(&a, "amy", "wrong").status(), 401);
     // Three failures across two replicas: banned on both.
-    assert_eq!(api_login(&a, "amy", "amy-pw").status(), 429);
+    assert_eq!(api_login(&a, "amy", "amy-password").status(), 429);
     eventually("replica b learns the ban", || {
-        api_login(&b, "amy", "amy-pw").status() == 429
+        api_login(&b, "amy", "amy-password").status() == 429
     });
 }
 

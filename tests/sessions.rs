@@ -24,7 +24,7 @@ fn site_on(store_url: &str) -> (String, String, tempfile::TempDir) {
     assert_eq!(
         gatehouse_cmd(
             &["user", "add", "amy", "--password-stdin", "-c", &cli],
-            Some("amy-pw")
+            Some("amy-password")
         )
         .0,
         0
@@ -41,7 +41,7 @@ fn site_on(store_url: &str) -> (String, String, tempfile::TempDir) {
                 "-c",
                 &cli
             ],
-            Some("bot-pw")
+            Some("bot-password")
         )
         .0,
         0
@@ -117,7 +117,7 @@ fn post_login(
 /// Sign in as amy; returns the session cookie value.
 fn sign_in(g: &Gatehouse) -> String {
     let (c, t, _) = login_form(g);
-    let r = post_login(g, &c, &t, "amy", "amy-pw", "", "");
+    let r = post_login(g, &c, &t, "amy", "amy-password", "", "");
     assert_eq!(r.status(), 303);
     cookie_value(&set_cookies(&r), "gatehouse_session").expect("session cookie")
 }
@@ -140,7 +140,7 @@ fn sign_in_sets_a_session_cookie_that_the_app_never_sees() {
     );
     let (c, t, _) = login_form(&s.g);
     let rd = format!("http://127.0.0.1:{}/dash?x=1", s.g.port);
-    let r = post_login(&s.g, &c, &t, "amy", "amy-pw", &rd, "");
+    let r = post_login(&s.g, &c, &t, "amy", "amy-password", &rd, "");
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], rd.as_str());
     let set = set_cookies(&r);
@@ -174,14 +174,14 @@ fn sign_in_sets_a_session_cookie_that_the_app_never_sees() {
 fn csrf_missing_wrong_or_cross_site_is_403() {
     let s = site();
     let (c, t, _) = login_form(&s.g);
-    let form = [("username", "amy"), ("password", "amy-pw")];
+    let form = [("username", "amy"), ("password", "amy-password")];
     let r = client()
         .post(s.g.url("/_auth/login"))
         .form(&form)
         .send()
         .unwrap();
     assert_eq!(r.status(), 403, "no token, no cookie");
-    let r = post_login(&s.g, &c, "wrong-token", "amy", "amy-pw", "", "");
+    let r = post_login(&s.g, &c, "wrong-token", "amy", "amy-password", "", "");
     assert_eq!(r.status(), 403, "token does not match the cookie");
     let r = client()
         .post(s.g.url("/_auth/login"))
@@ -190,7 +190,7 @@ fn csrf_missing_wrong_or_cross_site_is_403() {
         .form(&[
             ("csrf", t.as_str()),
             ("username", "amy"),
-            ("password", "amy-pw"),
+            ("password", "amy-password"),
         ])
         .send()
         .unwrap();
@@ -208,7 +208,7 @@ fn failed_sign_ins_do_not_reveal_who_exists() {
     let unknown = post_login(&s.g, &c, &t, "nobody", "nope", "", "")
         .text()
         .unwrap();
-    let machine = post_login(&s.g, &c, &t, "bot", "bot-pw", "", "");
+    let machine = post_login(&s.g, &c, &t, "bot", "bot-password", "", "");
     assert_eq!(machine.status(), 401, "api users do not sign in on pages");
     let machine = machine.text().unwrap();
     let msg = "Invalid username or password.";
@@ -222,7 +222,7 @@ fn rd_to_another_site_lands_on_public_url() {
     let s = site();
     for rd in ["https://evil.com/", "//evil.com", "javascript:alert(1)"] {
         let (c, t, _) = login_form(&s.g);
-        let r = post_login(&s.g, &c, &t, "amy", "amy-pw", rd, "");
+        let r = post_login(&s.g, &c, &t, "amy", "amy-password", rd, "");
         assert_eq!(r.status(), 303);
         assert_eq!(
             r.headers()["location"],
@@ -242,7 +242,7 @@ fn a_pre_login_session_id_is_never_adopted() {
         &c,
         &t,
         "amy",
-        "amy-pw",
+        "amy-password",
         "",
         &format!("; gatehouse_session={planted}"),
     );

@@ -17,7 +17,10 @@ use std::sync::{Arc, Mutex};
 
 /// Create users `amy` (role user, with an e-mail) and `boss` (admin) in the store.
 fn add_users(store_url: &str, dir: &std::path::Path) {
-    for (name, role, pw) in [("boss", "admin", "boss-pw"), ("amy", "user", "amy-pw")] {
+    for (name, role, pw) in [
+        ("boss", "admin", "boss-password"),
+        ("amy", "user", "amy-password"),
+    ] {
         let email = format!("{name}@example.com");
         add_store_user(
             store_url,
@@ -75,7 +78,7 @@ fn claims_of(token: &str) -> (Value, Value) {
 #[test]
 fn api_login_issues_a_token_that_opens_the_app() {
     let s = site("");
-    let (status, body) = api_login(&s.g, json!({"username": "amy", "password": "amy-pw"}));
+    let (status, body) = api_login(&s.g, json!({"username": "amy", "password": "amy-password"}));
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().unwrap();
     assert_eq!(body["user"]["username"], "amy");
@@ -122,7 +125,7 @@ fn api_login_issues_a_token_that_opens_the_app() {
     // E-mail works as the login name too.
     let (status, by_mail) = api_login(
         &s.g,
-        json!({"email": "AMY@example.com", "password": "amy-pw"}),
+        json!({"email": "AMY@example.com", "password": "amy-password"}),
     );
     assert_eq!(status, 200, "{by_mail}");
     assert_eq!(by_mail["user"]["username"], "amy");
@@ -166,7 +169,7 @@ fn api_login_refuses_without_telling_which_part_was_wrong() {
 #[test]
 fn the_jwks_verifies_issued_tokens() {
     let s = site("");
-    let token = token_of(&s.g, "amy", "amy-pw");
+    let token = token_of(&s.g, "amy", "amy-password");
     let jwks: jsonwebtoken::jwk::JwkSet = client()
         .get(s.g.url("/_auth/.well-known/jwks.json"))
         .send()
@@ -200,8 +203,8 @@ fn logout_revokes_the_token_and_a_restart_keeps_the_others() {
     // A fixed issuer: the restarted process listens on another port.
     let yaml = store_yaml(&url, "tokens:\n  issuer: https://auth.test\n");
     let g = Gatehouse::start(&yaml);
-    let kept = token_of(&g, "amy", "amy-pw");
-    let ended = token_of(&g, "amy", "amy-pw");
+    let kept = token_of(&g, "amy", "amy-password");
+    let ended = token_of(&g, "amy", "amy-password");
     assert_eq!(
         get_with_bearer(&g, "/x", &ended).status(),
         200,
@@ -227,7 +230,7 @@ fn logout_revokes_the_token_and_a_restart_keeps_the_others() {
 #[test]
 fn a_disabled_user_loses_their_token_at_once() {
     let s = site("");
-    let token = token_of(&s.g, "amy", "amy-pw");
+    let token = token_of(&s.g, "amy", "amy-password");
     assert_eq!(get_with_bearer(&s.g, "/x", &token).status(), 200);
     let cli = s.dir.path().join("cli.yaml");
     let (code, _, err) = gatehouse_cmd(
@@ -252,7 +255,7 @@ fn logout_on_one_postgres_replica_is_seen_by_the_other() {
     let yaml = store_yaml(&url, "tokens:\n  issuer: https://auth.test\n");
     let a = Gatehouse::start(&yaml);
     let b = Gatehouse::start(&yaml);
-    let token = token_of(&a, "amy", "amy-pw");
+    let token = token_of(&a, "amy", "amy-password");
     // Both replicas share the generated key: b accepts a's token.
     assert_eq!(get_with_bearer(&b, "/x", &token).status(), 200);
     let r = client()
@@ -289,7 +292,7 @@ fn keys_rotate_without_logging_anyone_out() {
     let (new_path, _) = key_file(keys.path(), "new");
     let before = format!("tokens:\n  issuer: https://auth.test\n  keys:\n    - kid: old\n      private_key_file: {old_path}\n");
     let s = site(&before);
-    let old_token = token_of(&s.g, "amy", "amy-pw");
+    let old_token = token_of(&s.g, "amy", "amy-password");
     assert_eq!(claims_of(&old_token).0["kid"], "old");
     s.g.stop();
     // The new key signs; the old one still verifies.
@@ -299,7 +302,7 @@ fn keys_rotate_without_logging_anyone_out() {
     let url = format!("sqlite://{}/t.db", s.dir.path().display());
     let g = Gatehouse::start(&store_yaml(&url, &after));
     assert_eq!(get_with_bearer(&g, "/x", &old_token).status(), 200);
-    let new_token = token_of(&g, "amy", "amy-pw");
+    let new_token = token_of(&g, "amy", "amy-password");
     assert_eq!(claims_of(&new_token).0["kid"], "new");
     let jwks: Value = client()
         .get(g.url("/_auth/.well-known/jwks.json"))
@@ -433,7 +436,7 @@ fn every_classic_jwt_attack_is_refused() {
         ),
     ];
     // Revoked: a real token, logged out.
-    let revoked = token_of(g, "amy", "amy-pw");
+    let revoked = token_of(g, "amy", "amy-password");
     let r = client()
         .post(g.url("/_auth/api/logout"))
         .bearer_auth(&revoked)
@@ -680,7 +683,7 @@ fn stored_api_keys_from_the_cli_and_the_api() {
     });
 
     // API: a signed-in user makes a key narrowed to some of their permissions.
-    let token = token_of(&s.g, "boss", "boss-pw");
+    let token = token_of(&s.g, "boss", "boss-password");
     let r = client()
         .post(s.g.url("/_auth/api/me/api-keys"))
         .bearer_auth(&token)
@@ -721,7 +724,7 @@ fn stored_api_keys_from_the_cli_and_the_api() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 403);
-    let amy = token_of(&s.g, "amy", "amy-pw");
+    let amy = token_of(&s.g, "amy", "amy-password");
     let id = created["id"].as_i64().unwrap();
     let r = client()
         .delete(s.g.url(&format!("/_auth/api/me/api-keys/{id}")))
@@ -736,6 +739,29 @@ fn stored_api_keys_from_the_cli_and_the_api() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 403);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"], "permission_not_allowed");
+    // A bad name or an unparseable permission is the request's fault.
+    for bad in [json!({"name": "my key"}), json!({"permissions": ["posts"]})] {
+        let r = client()
+            .post(s.g.url("/_auth/api/me/api-keys"))
+            .bearer_auth(&amy)
+            .json(&bad)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["error"], "invalid_request", "{bad}");
+    }
+    // The CLI holds key names to the same rule.
+    let (code, _, err) = gatehouse_cmd(
+        &[
+            "apikey", "create", "--user", "amy", "--name", "my key", "-c", cli,
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("API key's name"), "{err}");
     // The owner revokes it: refused at once.
     let r = client()
         .delete(s.g.url(&format!("/_auth/api/me/api-keys/{id}")))

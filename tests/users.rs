@@ -54,7 +54,7 @@ fn cli_changes_reach_the_running_server() {
             "-c",
             &cfg,
         ],
-        Some("eve-pw"),
+        Some("eve-password"),
     );
     assert_eq!(code, 0);
     assert!(
@@ -69,44 +69,47 @@ fn cli_changes_reach_the_running_server() {
     assert!(err.contains("role `ghost`"), "{err}");
 
     let g = Gatehouse::start(&yaml);
-    assert_eq!(status(&g, "/x", "eve", "eve-pw"), 200);
+    assert_eq!(status(&g, "/x", "eve", "eve-password"), 200);
     let echo = echo_json(
         &client()
             .get(g.url("/x"))
-            .basic_auth("eve", Some("eve-pw"))
+            .basic_auth("eve", Some("eve-password"))
             .send()
             .unwrap()
             .text()
             .unwrap(),
     );
     assert_eq!(echo["headers"]["remote-email"], "eve@example.test");
-    assert_eq!(status(&g, "/posts/1", "eve", "eve-pw"), 403);
+    assert_eq!(status(&g, "/posts/1", "eve", "eve-password"), 403);
 
     // A role change in another process reaches the cached identity.
     let (code, _, _) = gatehouse_cmd(&["user", "set-role", "eve", "editor", "-c", &cfg], None);
     assert_eq!(code, 0);
     eventually("role change applied", || {
-        status(&g, "/posts/1", "eve", "eve-pw") == 200
+        status(&g, "/posts/1", "eve", "eve-password") == 200
     });
 
     // Disabling takes effect although the credential is cached.
     let (code, _, _) = gatehouse_cmd(&["user", "disable", "eve", "-c", &cfg], None);
     assert_eq!(code, 0);
     let took = eventually("disable applied", || {
-        status(&g, "/x", "eve", "eve-pw") == 401
+        status(&g, "/x", "eve", "eve-password") == 401
     });
     println!("disable reached the server after {took:?}");
     gatehouse_cmd(&["user", "enable", "eve", "-c", &cfg], None);
     eventually("enable applied", || {
-        status(&g, "/x", "eve", "eve-pw") == 200
+        status(&g, "/x", "eve", "eve-password") == 200
     });
 
-    let (code, _, _) = gatehouse_cmd(&["user", "set-password", "eve", "-c", &cfg], Some("new-pw"));
+    let (code, _, _) = gatehouse_cmd(
+        &["user", "set-password", "eve", "-c", &cfg],
+        Some("new-password"),
+    );
     assert_eq!(code, 0);
     eventually("old password refused", || {
-        status(&g, "/x", "eve", "eve-pw") == 401
+        status(&g, "/x", "eve", "eve-password") == 401
     });
-    assert_eq!(status(&g, "/x", "eve", "new-pw"), 200);
+    assert_eq!(status(&g, "/x", "eve", "new-password"), 200);
 
     let (_, out, _) = gatehouse_cmd(&["user", "list", "-c", &cfg], None);
     assert!(
@@ -119,11 +122,49 @@ fn cli_changes_reach_the_running_server() {
     let (code, _, _) = gatehouse_cmd(&["user", "delete", "eve", "-c", &cfg], None);
     assert_eq!(code, 0);
     eventually("delete applied", || {
-        status(&g, "/x", "eve", "new-pw") == 401
+        status(&g, "/x", "eve", "new-password") == 401
     });
     let (code, _, err) = gatehouse_cmd(&["user", "delete", "eve", "-c", &cfg], None);
     assert_eq!(code, 1);
     assert!(err.contains("no such user"), "{err}");
+}
+
+#[test]
+fn the_cli_holds_users_to_the_account_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    let add = |args: &[&str], stdin: Option<&str>| {
+        let mut all = vec!["user", "add"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-c", &cfg]);
+        gatehouse_cmd(&all, stdin)
+    };
+    // The same rules as the setup page: a password of 8 characters or more,
+    // a name of letters, digits and `_-.@`, an email with an `@`.
+    let (code, _, err) = add(&["amy", "--password-stdin"], Some("1234567"));
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 8 characters"), "{err}");
+    let (code, _, err) = add(&["amy smith"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("user name"), "{err}");
+    let (code, _, err) = add(&["amy", "--email", "amy.example.com"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("email"), "{err}");
+    let (_, out, _) = gatehouse_cmd(&["user", "list", "-c", &cfg], None);
+    assert!(!out.contains("amy"), "nothing refused was stored: {out}");
+
+    let (code, _, err) = add(&["amy", "--password-stdin"], Some("12345678\n"));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = gatehouse_cmd(&["user", "set-password", "amy", "-c", &cfg], Some("short"));
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 8 characters"), "{err}");
+    let (code, _, err) = gatehouse_cmd(
+        &["user", "set-password", "amy", "-c", &cfg],
+        Some("long enough"),
+    );
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
@@ -167,13 +208,13 @@ fn sqlite_users_survive_a_restart() {
     let cfg = cli_config(&dir);
     gatehouse_cmd(
         &["user", "add", "kim", "--password-stdin", "-c", &cfg],
-        Some("kim-pw"),
+        Some("kim-password"),
     );
     let g = Gatehouse::start(&yaml);
-    assert_eq!(status(&g, "/x", "kim", "kim-pw"), 200);
+    assert_eq!(status(&g, "/x", "kim", "kim-password"), 200);
     g.stop();
     let g2 = Gatehouse::start(&yaml);
-    assert_eq!(status(&g2, "/x", "kim", "kim-pw"), 200);
+    assert_eq!(status(&g2, "/x", "kim", "kim-password"), 200);
     assert_eq!(
         client()
             .get(g2.url("/_auth/readyz"))
@@ -196,24 +237,24 @@ fn two_replicas_on_postgres_agree_within_a_poll() {
     assert_eq!(
         gatehouse_cmd(
             &["user", "add", "pat", "--password-stdin", "-c", &cfg],
-            Some("pat-pw")
+            Some("pat-password")
         )
         .0,
         0
     );
     let a = Gatehouse::start(&yaml);
     let b = Gatehouse::start(&yaml);
-    assert_eq!(status(&a, "/x", "pat", "pat-pw"), 200);
-    assert_eq!(status(&b, "/x", "pat", "pat-pw"), 200);
+    assert_eq!(status(&a, "/x", "pat", "pat-password"), 200);
+    assert_eq!(status(&b, "/x", "pat", "pat-password"), 200);
     assert_eq!(
         gatehouse_cmd(&["user", "disable", "pat", "-c", &cfg], None).0,
         0
     );
     let ta = eventually("replica a refuses", || {
-        status(&a, "/x", "pat", "pat-pw") == 401
+        status(&a, "/x", "pat", "pat-password") == 401
     });
     let tb = eventually("replica b refuses", || {
-        status(&b, "/x", "pat", "pat-pw") == 401
+        status(&b, "/x", "pat", "pat-password") == 401
     });
     println!("disable reached replica a after {ta:?}, b after {tb:?}");
 }
@@ -230,7 +271,7 @@ fn an_unreachable_store_fails_closed_with_503() {
     assert_eq!(
         gatehouse_cmd(
             &["user", "add", "lee", "--password-stdin", "-c", &cfg],
-            Some("lee-pw")
+            Some("lee-password")
         )
         .0,
         0
@@ -278,7 +319,7 @@ fn an_unreachable_store_fails_closed_with_503() {
     });
     let r = client()
         .get(g.url("/x"))
-        .basic_auth("lee", Some("lee-pw"))
+        .basic_auth("lee", Some("lee-password"))
         .send()
         .unwrap();
     assert_eq!(r.status(), 503, "an unverifiable credential must not pass");
@@ -299,7 +340,9 @@ fn an_unreachable_store_fails_closed_with_503() {
             .await
             .unwrap();
     });
-    eventually("store back", || status(&g, "/x", "lee", "lee-pw") == 200);
+    eventually("store back", || {
+        status(&g, "/x", "lee", "lee-password") == 200
+    });
     assert_eq!(
         client()
             .get(g.url("/_auth/readyz"))

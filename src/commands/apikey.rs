@@ -1,8 +1,8 @@
 //! `gatehouse apikey …`: API keys in the store (`create`, `list`, `revoke`),
 //! and `generate` for keys declared in the config file.
 
+use crate::accounts::api_keys::{check_api_key, create_api_key, NewApiKey};
 use crate::config::Config;
-use crate::permission::Permission;
 use clap::Subcommand;
 use std::process::ExitCode;
 
@@ -65,28 +65,27 @@ pub fn run(config: &Config, action: ApikeyAction) -> ExitCode {
                 if !exists {
                     return fail(format!("no such user `{user}`"));
                 }
-                if let Some(list) = &permissions {
-                    if let Some(bad) = list.iter().find(|p| p.parse::<Permission>().is_err()) {
-                        return fail(format!("`{bad}` is not a permission like `posts:read`"));
-                    }
+                if let Err(e) = check_api_key(&name, permissions.as_deref(), None) {
+                    return fail(e);
                 }
                 let expires_at = match expires_in.as_deref().map(crate::config::parse_duration) {
                     None => None,
                     Some(Ok(d)) => Some(crate::store::unix_now() + d.as_secs() as i64),
                     Some(Err(e)) => return fail(format!("--expires-in: {e}")),
                 };
-                let key = crate::authn::generate_api_key();
-                let hash = crate::authn::api_key_hash(&key);
-                let hex = hash.trim_start_matches("sha256:");
-                match store
-                    .create_api_key(&name, &user, hex, permissions.as_deref(), expires_at)
-                    .await
-                {
-                    Ok(stored) => {
-                        println!("{key}");
+                let new = NewApiKey {
+                    name: &name,
+                    owner: &user,
+                    permissions: permissions.as_deref(),
+                    within: None,
+                    expires_at,
+                };
+                match create_api_key(&store, new).await {
+                    Ok(created) => {
+                        println!("{}", created.key);
                         eprintln!(
                             "API key {} (`{name}`, acting as {user}) created; the key is shown only now.",
-                            stored.id
+                            created.stored.id
                         );
                         ExitCode::SUCCESS
                     }

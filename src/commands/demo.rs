@@ -3,10 +3,10 @@
 //! on first start, plus an API key generated for this run.
 
 use super::user::random_password;
-use crate::authn::{api_key_hash, generate_api_key, password::hash_password};
+use crate::accounts::users::NewAccount;
+use crate::authn::{api_key_hash, generate_api_key};
 use crate::config::Config;
-use crate::identity::UserKind;
-use crate::store::{NewUser, Store};
+use crate::store::Store;
 use std::process::ExitCode;
 
 const DEMO_YAML: &str = include_str!("../../config/demo.yaml");
@@ -25,18 +25,14 @@ async fn first_admin(config: &Config) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let password = random_password();
-    let hash = hash_password(&password)?;
-    store
-        .create_user(NewUser {
-            username: "admin".into(),
-            email: Some("admin@example.test".into()),
-            name: Some("Demo Admin".into()),
-            kind: UserKind::User,
-            role: "admin".into(),
-            password_hash: Some(hash),
+    let admin = NewAccount::new("admin", Some("admin@example.test"))
+        .and_then(|a| {
+            a.display_name(Some("Demo Admin".into()))
+                .role("admin")
+                .with_password(&password)
         })
-        .await
         .map_err(|e| e.to_string())?;
+    store.create_user(admin).await.map_err(|e| e.to_string())?;
     Ok(Some(password))
 }
 

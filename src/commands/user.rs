@@ -1,11 +1,10 @@
 //! `gatehouse user …`: administer stored users (config-file users are
 //! read-only, but their second factor lives in the store and can be reset).
 
-use crate::authn::password::hash_password;
+use crate::accounts::users::{hash_new_password, NewAccount};
 use crate::config::Config;
 use crate::directory::UserStatus;
 use crate::identity::UserKind;
-use crate::store::NewUser;
 use clap::Subcommand;
 use std::io::Read;
 use std::process::ExitCode;
@@ -88,6 +87,11 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 kind,
                 password_stdin,
             } => {
+                let account = match NewAccount::new(&username, email.as_deref()) {
+                    Ok(a) => a.display_name(name),
+                    Err(e) => return fail(e),
+                };
+                let username = account.username().to_owned();
                 if in_config(&username) {
                     return fail(format!(
                         "`{username}` is declared in the config file; a name lives in one place"
@@ -117,17 +121,9 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 } else {
                     (random_password(), true)
                 };
-                let hash = match hash_password(&password) {
-                    Ok(h) => h,
+                let new = match account.kind(kind).role(&role).with_password(&password) {
+                    Ok(u) => u,
                     Err(e) => return fail(e),
-                };
-                let new = NewUser {
-                    username: username.clone(),
-                    email,
-                    name,
-                    kind,
-                    role: role.clone(),
-                    password_hash: Some(hash),
                 };
                 match store.create_user(new).await {
                     Ok(_) => {
@@ -222,7 +218,9 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 }
             }
             UserAction::SetPassword { username } => {
-                let hash = match read_password().and_then(|p| hash_password(&p)) {
+                let hash = match read_password()
+                    .and_then(|p| hash_new_password(&p).map_err(|e| e.to_string()))
+                {
                     Ok(h) => h,
                     Err(e) => return fail(e),
                 };

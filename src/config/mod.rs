@@ -8,7 +8,7 @@ mod model;
 mod raw;
 mod source;
 
-pub use model::{parse_duration, valid_name};
+pub use model::parse_duration;
 pub use model::{
     CacheSettings, Config, HeaderSettings, IdentityHeader, MethodOverride, PortalSettings,
     ServerSettings, SessionSettings, TlsSettings, UpstreamSettings, UpstreamTarget,

@@ -6,6 +6,7 @@
 
 use super::raw::{self, RawConfig};
 use super::ConfigError;
+use crate::accounts::users::valid_name;
 use crate::directory::{ApiKeyRecord, Directory, Roles, UserRecord, UserStatus};
 use crate::identity::{IdentityField, UserKind};
 use crate::permission::{Permission, PermissionSet};
@@ -469,14 +470,6 @@ fn roles(c: &mut Checker, raw: BTreeMap<String, Vec<String>>) -> Roles {
         map.insert(name, PermissionSet::new(list));
     }
     Roles::new(map)
-}
-
-/// Names of users, roles, keys: 1-128 letters, digits, `_-.@`.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
 }
 
 fn rules(c: &mut Checker, raw: raw::RawRules, case: PathCase) -> Option<Policy> {

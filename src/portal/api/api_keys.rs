@@ -1,6 +1,7 @@
 //! `api/me/api-keys`: the caller's stored API keys: list, create
 //! (narrowed to a subset of the caller's permissions), revoke.
 
+use crate::accounts::api_keys::{check_api_key, create_api_key, ApiKeyError, NewApiKey};
 use crate::app::Live;
 use crate::portal::context::account_owner;
 use crate::portal::context::AccountReader;
@@ -75,25 +76,24 @@ pub(in crate::portal) async fn create_key(
         Err(reply) => return reply.into_response(),
     };
     let bad = |msg: &str| error(&s, StatusCode::BAD_REQUEST, "invalid_request", msg);
-    let name = req.name.unwrap_or_else(|| "api".into());
-    if !crate::config::valid_name(&name) {
-        return bad("`name` must be 1-128 letters, digits, `_`, `-`, `.`, `@`");
-    }
-    if let Some(list) = &req.permissions {
-        for p in list {
-            match p.parse::<crate::permission::Permission>() {
-                Err(_) => return bad(&format!("`{p}` is not a permission like `posts:read`")),
-                Ok(perm) if !identity.permissions.allows(&perm) => {
-                    return error(
-                        &s,
-                        StatusCode::FORBIDDEN,
-                        "permission_not_allowed",
-                        &format!("you do not hold `{p}`, so your key cannot either"),
-                    )
-                }
-                Ok(_) => {}
-            }
+    let refused = |e: ApiKeyError| match e {
+        ApiKeyError::InvalidName => bad("`name` must be 1-128 letters, digits, `_`, `-`, `.`, `@`"),
+        ApiKeyError::InvalidPermission(p) => {
+            bad(&format!("`{p}` is not a permission like `posts:read`"))
         }
+        ApiKeyError::NotAllowed(p) => error(
+            &s,
+            StatusCode::FORBIDDEN,
+            "permission_not_allowed",
+            &format!("you do not hold `{p}`, so your key cannot either"),
+        ),
+        ApiKeyError::Store(_) => store_down(&s, STORE_DOWN),
+    };
+    let name = req.name.unwrap_or_else(|| "api".into());
+    // The key is narrowed to a subset of the caller's own permissions.
+    let within = Some(&identity.permissions);
+    if let Err(e) = check_api_key(&name, req.permissions.as_deref(), within) {
+        return refused(e);
     }
     let expires_at =
         match &req.expires_in {
@@ -119,26 +119,22 @@ pub(in crate::portal) async fn create_key(
     let Some(store) = &s.store else {
         return store_down(&s, STORE_DOWN);
     };
-    let key = crate::authn::generate_api_key();
-    let hash = crate::authn::api_key_hash(&key);
-    let created = store
-        .create_api_key(
-            &name,
-            &identity.subject,
-            hash.trim_start_matches("sha256:"),
-            req.permissions.as_deref(),
-            expires_at,
-        )
-        .await;
-    match created {
-        Ok(stored) => {
-            let mut body = key_json(&stored);
-            body["key"] = serde_json::Value::String(key);
+    let new = NewApiKey {
+        name: &name,
+        owner: &identity.subject,
+        permissions: req.permissions.as_deref(),
+        within,
+        expires_at,
+    };
+    match create_api_key(store, new).await {
+        Ok(created) => {
+            let mut body = key_json(&created.stored);
+            body["key"] = serde_json::Value::String(created.key);
             let mut resp = no_store(Json(body).into_response());
             *resp.status_mut() = StatusCode::CREATED;
             resp
         }
-        Err(_) => store_down(&s, STORE_DOWN),
+        Err(e) => refused(e),
     }
 }
 

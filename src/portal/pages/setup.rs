@@ -2,24 +2,20 @@
 //! enabled user exists (in the store or the config file). Afterwards it is
 //! closed for good; more users come from the CLI or the admin API.
 
+use crate::accounts::users::{check_password, AccountError, NewAccount, MIN_PASSWORD_LEN};
 use crate::app::Live;
-use crate::authn::password::hash_password;
 use crate::directory::UserStatus;
-use crate::identity::UserKind;
 use crate::portal::csrf::{csrf_ok, csrf_token};
 use crate::portal::html::{csrf_refused, page, see_other};
 use crate::portal::sign_in::start_session;
 use crate::portal::PortalState;
-use crate::store::{NewUser, StoreError};
+use crate::store::StoreError;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 use std::sync::Arc;
-
-/// Shortest password the setup page accepts.
-pub const MIN_PASSWORD_LEN: usize = 8;
 
 #[derive(Deserialize)]
 pub(in crate::portal) struct SetupForm {
@@ -103,25 +99,30 @@ fn unavailable(s: &PortalState) -> Response {
         .into_response()
 }
 
-/// What is wrong with the form, if anything.
-fn problem(form: &SetupForm) -> Option<String> {
-    let username = form.username.trim();
-    if !crate::config::valid_name(username) {
-        return Some("Choose a user name of letters, digits, `_`, `-`, `.` or `@`.".into());
+/// The page's words for what is wrong with an account.
+fn message(e: &AccountError) -> String {
+    match e {
+        AccountError::InvalidName => {
+            "Choose a user name of letters, digits, `_`, `-`, `.` or `@`.".into()
+        }
+        AccountError::InvalidEmail => "That email address does not look right.".into(),
+        AccountError::PasswordTooShort { .. } | AccountError::PasswordTooLong { .. } => {
+            format!("Choose a password of at least {MIN_PASSWORD_LEN} characters.")
+        }
+        AccountError::Hash(_) => "The password could not be stored; try again.".into(),
     }
-    let email = form.email.trim();
-    if !email.is_empty() && (!email.contains('@') || email.chars().any(char::is_whitespace)) {
-        return Some("That email address does not look right.".into());
-    }
-    if form.password.chars().count() < MIN_PASSWORD_LEN || form.password.len() > 1024 {
-        return Some(format!(
-            "Choose a password of at least {MIN_PASSWORD_LEN} characters."
-        ));
-    }
+}
+
+/// The first administrator the form asks for, or what is wrong with it.
+fn problem(form: &SetupForm) -> Result<NewAccount, String> {
+    let account = NewAccount::new(&form.username, Some(&form.email))
+        .map_err(|e| message(&e))?
+        .role("admin");
+    check_password(&form.password).map_err(|e| message(&e))?;
     if form.password != form.password_confirm {
-        return Some("The two passwords differ.".into());
+        return Err("The two passwords differ.".into());
     }
-    None
+    Ok(account)
 }
 
 pub(in crate::portal) async fn setup_submit(
@@ -138,35 +139,29 @@ pub(in crate::portal) async fn setup_submit(
         Ok(false) => return closed(&s),
         Err(_) => return unavailable(&s),
     }
-    if let Some(message) = problem(&form) {
-        return form_page(
-            &s,
-            &live,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            Some(&form),
-            Some(&message),
-        );
-    }
+    let account = match problem(&form) {
+        Ok(account) => account,
+        Err(message) => {
+            return form_page(
+                &s,
+                &live,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                Some(&form),
+                Some(&message),
+            )
+        }
+    };
     let Some(store) = &s.store else {
         return unavailable(&s);
     };
     let password = form.password.clone();
-    let hash = match tokio::task::spawn_blocking(move || hash_password(&password)).await {
-        Ok(Ok(h)) => h,
+    let new_user = match tokio::task::spawn_blocking(move || account.with_password(&password)).await
+    {
+        Ok(Ok(u)) => u,
         _ => return unavailable(&s),
     };
-    let email = Some(form.email.trim().to_owned()).filter(|e| !e.is_empty());
-    let created = store
-        .create_first_user(NewUser {
-            username: form.username.trim().to_owned(),
-            email,
-            name: None,
-            kind: UserKind::User,
-            role: "admin".into(),
-            password_hash: Some(hash),
-        })
-        .await;
+    let created = store.create_first_user(new_user).await;
     match created {
         Ok(user) => {
             tracing::info!(user = %user.record.username, "first administrator created on the setup page");
@@ -185,5 +180,72 @@ pub(in crate::portal) async fn setup_submit(
             Some("That user name or email is taken by a disabled account; choose another."),
         ),
         Err(_) => unavailable(&s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(username: &str, email: &str, password: &str, confirm: &str) -> SetupForm {
+        SetupForm {
+            username: username.into(),
+            email: email.into(),
+            password: password.into(),
+            password_confirm: confirm.into(),
+            csrf: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_page_says_what_is_wrong_first() {
+        let name = "Choose a user name of letters, digits, `_`, `-`, `.` or `@`.";
+        let email = "That email address does not look right.";
+        let password = "Choose a password of at least 8 characters.";
+        let differ = "The two passwords differ.";
+        let long = "p".repeat(1025);
+        for (f, want) in [
+            (form("", "", "a long password", "a long password"), name),
+            (form("root admin", "x", "short", "other"), name),
+            (form("root", "root.example.com", "short", "other"), email),
+            (
+                form(
+                    "root",
+                    "root @example.com",
+                    "a long password",
+                    "a long password",
+                ),
+                email,
+            ),
+            (form("root", "", "short", "short"), password),
+            (form("root", "", &long, &long), password),
+            (
+                form("root", "", "a long password", "another long one"),
+                differ,
+            ),
+        ] {
+            assert_eq!(problem(&f).unwrap_err(), want, "{:?}", f.username);
+        }
+    }
+
+    #[test]
+    fn a_good_form_is_an_admin_account() {
+        let f = form(
+            " root ",
+            " root@example.com ",
+            "a long password",
+            "a long password",
+        );
+        let account = problem(&f).unwrap();
+        assert_eq!(account.username(), "root");
+        assert_eq!(account.email(), Some("root@example.com"));
+        let user = account.with_password("a long password").unwrap();
+        assert_eq!(user.role, "admin");
+        assert_eq!(
+            problem(&form("root", "  ", "12345678", "12345678"))
+                .unwrap()
+                .email(),
+            None
+        );
     }
 }
