@@ -2,14 +2,12 @@
 //! (narrowed to a subset of the caller's permissions), revoke.
 
 use crate::accounts::api_keys::{check_api_key, create_api_key, ApiKeyError, NewApiKey};
-use crate::app::Live;
-use crate::portal::context::account_owner;
-use crate::portal::context::AccountReader;
+use crate::portal::context::{AccountReader, AccountWriter};
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
-use crate::portal::{ClientIp, PortalState};
+use crate::portal::PortalState;
 use crate::store::unix_now;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -62,15 +60,10 @@ pub(in crate::portal) struct NewKeyRequest {
 /// subset of the caller's permissions; the key is in this answer only.
 pub(in crate::portal) async fn create_key(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    AccountWriter { identity, .. }: AccountWriter,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let identity = match account_owner(&s, &live, &headers, ip, true).await {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
     let req: NewKeyRequest = match json_body(&s, &headers, &body) {
         Ok(r) => r,
         Err(reply) => return reply.into_response(),
@@ -141,15 +134,9 @@ pub(in crate::portal) async fn create_key(
 /// `DELETE api/me/api-keys/{id}`: revoke one of the caller's keys.
 pub(in crate::portal) async fn delete_key(
     State(s): State<Arc<PortalState>>,
-    Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    AccountWriter { live, identity }: AccountWriter,
     axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    let identity = match account_owner(&s, &live, &headers, ip, true).await {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
     let Ok(id) = id.parse::<i64>() else {
         return error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key");
     };
