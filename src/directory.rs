@@ -40,9 +40,6 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<SystemTime>,
 }
 
-/// Prefix every Gatehouse API key carries.
-pub const API_KEY_PREFIX: &str = "gh_";
-
 /// Role name → permissions.
 #[derive(Debug, Clone, Default)]
 pub struct Roles(BTreeMap<String, PermissionSet>);

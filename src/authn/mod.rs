@@ -8,9 +8,10 @@
 
 pub mod password;
 
+use crate::credentials::API_KEY_PREFIX;
 use crate::credentials::{ApiKeyCredential, BasicCredential, Credential};
 use crate::directory::UserRecord;
-use crate::directory::{Directory, UserStatus, API_KEY_PREFIX};
+use crate::directory::{Directory, UserStatus};
 use crate::identity::{AuthMethod, Identity, UserKind};
 use crate::metrics::Metrics;
 use crate::permission::PermissionSet;

@@ -8,6 +8,9 @@ use base64::Engine;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName};
 
+/// Prefix every Gatehouse API key carries.
+pub const API_KEY_PREFIX: &str = "gh_";
+
 /// The `X-API-Key` header.
 pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
@@ -171,7 +174,7 @@ fn parse_authorization(value: &str) -> Result<Credential, CredentialError> {
         if rest.is_empty() {
             return Err(CredentialError::Empty("Authorization"));
         }
-        if rest.starts_with(crate::directory::API_KEY_PREFIX) {
+        if rest.starts_with(API_KEY_PREFIX) {
             return Ok(Credential::ApiKey(ApiKeyCredential {
                 key: rest.to_owned(),
                 source: CredentialSource::Authorization,
