@@ -78,7 +78,7 @@ pub struct Live {
     /// Who owes a second factor, and checking it.
     pub two_factor: Arc<TwoFactor>,
     pub headers: HeaderSettings,
-    pub session: crate::config::SessionSettings,
+    pub session: crate::session::SessionSettings,
 }
 
 /// Shared state of a running Gatehouse.

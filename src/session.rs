@@ -1,14 +1,24 @@
 //! Sessions and the random ids Gatehouse mints.
 //!
-//! Owns: [`random_id`] (session ids, CSRF tokens, pending sign-in ids, JWT
+//! Owns: [`SessionSettings`], [`random_id`] (session ids, CSRF tokens, pending sign-in ids, JWT
 //! ids), [`id_hash`] (all the store ever keeps of such an id), starting a
 //! session with a brand-new id, and the `Set-Cookie` values for the session
 //! and the portal's other cookies. Checking a session cookie is the
 //! authenticator's job (`authn`); revoking one is the store's.
 
-use crate::config::SessionSettings;
 use crate::store::{unix_now, SessionRecord, Store, StoreError};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// The session cookie (`session:` in the config).
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub cookie_name: String,
+    pub idle_timeout: Duration,
+    pub lifetime: Duration,
+    pub domain: Option<String>,
+    pub secure: bool,
+}
 
 /// 256 random bits from the OS, base64url without padding (43 characters).
 pub fn random_id() -> String {
@@ -105,7 +115,6 @@ pub fn clear_session_cookie(settings: &SessionSettings) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn settings(secure: bool, domain: Option<&str>) -> SessionSettings {
         SessionSettings {

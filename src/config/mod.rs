@@ -11,7 +11,7 @@ mod source;
 pub use model::parse_duration;
 pub use model::{
     CacheSettings, Config, HeaderSettings, IdentityHeader, MethodOverride, PortalSettings,
-    ServerSettings, SessionSettings, TlsSettings, UpstreamSettings, UpstreamTarget,
+    ServerSettings, TlsSettings, UpstreamSettings, UpstreamTarget,
 };
 pub use source::ENV_PREFIX;
 

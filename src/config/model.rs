@@ -14,6 +14,7 @@ use crate::policy::{Access, AccessRule, PathCase, Policy};
 use crate::redirect::RedirectPolicy;
 use crate::regulation::RegulationSettings;
 use crate::request::{ReadSettings, Semicolons};
+use crate::session::SessionSettings;
 use crate::tokens::external::IssuerSettings;
 use crate::tokens::{KeyMaterial, TokenSettings};
 use crate::two_factor::cipher::{SecretCipher, MIN_KEY_CHARS};
@@ -119,16 +120,6 @@ pub enum MethodOverride {
     Strip,
     /// Kept; the request must pass as the overriding method too.
     Judge,
-}
-
-/// The session cookie.
-#[derive(Debug, Clone)]
-pub struct SessionSettings {
-    pub cookie_name: String,
-    pub idle_timeout: Duration,
-    pub lifetime: Duration,
-    pub domain: Option<String>,
-    pub secure: bool,
 }
 
 #[derive(Debug, Clone)]
