@@ -1,9 +1,9 @@
 //! Sessions and the random ids Gatehouse mints.
 //!
-//! Owns: [`SessionSettings`], [`random_id`] (session ids, CSRF tokens, pending sign-in ids, JWT
-//! ids), [`id_hash`] (all the store ever keeps of such an id), starting a
-//! session with a brand-new id, and the `Set-Cookie` values for the session
-//! and the portal's other cookies. Checking a session cookie is the
+//! Owns: [`SessionSettings`]; [`random_id`] (session ids, CSRF tokens,
+//! pending sign-in ids, JWT ids); [`id_hash`] (all the store ever keeps of
+//! such an id); starting a session with a brand-new id; and the `Set-Cookie`
+//! values for the session and the portal's other cookies. Checking a session cookie is the
 //! authenticator's job (`authn`); revoking one is the store's.
 
 use crate::store::{unix_now, SessionRecord, Store, StoreError};
