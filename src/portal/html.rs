@@ -2,6 +2,7 @@
 //! ban notices with `Retry-After`, the CSRF refusal page.
 
 use crate::portal::PortalState;
+use crate::two_factor::TwoFactorError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -82,3 +83,37 @@ pub(in crate::portal) fn with_retry_after(
 
 pub(in crate::portal) const UNAVAILABLE: &str =
     "Sign-in is unavailable right now. Try again shortly.";
+
+/// The page's words for a second-factor operation that did not happen.
+pub(in crate::portal) fn two_factor_problem(e: &TwoFactorError) -> (StatusCode, &'static str) {
+    match e {
+        TwoFactorError::InvalidCode => (
+            StatusCode::BAD_REQUEST,
+            "That code is not valid. Enter the code your app shows now.",
+        ),
+        TwoFactorError::AlreadyEnabled => (
+            StatusCode::CONFLICT,
+            "Two-factor authentication is already on.",
+        ),
+        TwoFactorError::NotEnrolling => (
+            StatusCode::CONFLICT,
+            "Start the set-up again: no enrolment is in progress.",
+        ),
+        TwoFactorError::NotConfigured => (
+            StatusCode::NOT_IMPLEMENTED,
+            "Two-factor authentication is not available on this server.",
+        ),
+        TwoFactorError::NotForMachines => (
+            StatusCode::FORBIDDEN,
+            "Machine accounts do not use two-factor authentication.",
+        ),
+        TwoFactorError::NotEnabled => (
+            StatusCode::CONFLICT,
+            "Two-factor authentication is already off.",
+        ),
+        TwoFactorError::Undecryptable | TwoFactorError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This cannot be done right now. Try again shortly.",
+        ),
+    }
+}

@@ -4,6 +4,7 @@
 use crate::portal::sign_in::SignInFailure;
 use crate::portal::PortalState;
 use crate::respond::Reply;
+use crate::two_factor::TwoFactorError;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,4 +89,21 @@ impl SignInFailure {
             }
         }
     }
+}
+
+/// `{"error", "message"}` for a second-factor operation that did not happen.
+pub(in crate::portal) fn two_factor_refused(s: &PortalState, e: &TwoFactorError) -> Response {
+    let (status, code) = match e {
+        TwoFactorError::NotConfigured => (StatusCode::NOT_IMPLEMENTED, "two_factor_not_configured"),
+        TwoFactorError::NotForMachines => (StatusCode::FORBIDDEN, "two_factor_not_allowed"),
+        TwoFactorError::AlreadyEnabled => (StatusCode::CONFLICT, "two_factor_already_enabled"),
+        TwoFactorError::NotEnrolling => (StatusCode::CONFLICT, "two_factor_not_started"),
+        TwoFactorError::NotEnabled => (StatusCode::CONFLICT, "two_factor_not_enabled"),
+        TwoFactorError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_code"),
+        TwoFactorError::Undecryptable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "two_factor_unavailable")
+        }
+        TwoFactorError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+    };
+    error(s, status, code, &e.to_string())
 }

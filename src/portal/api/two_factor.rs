@@ -7,7 +7,7 @@ use crate::app::Live;
 use crate::directory::UserRecord;
 use crate::identity::Identity;
 use crate::portal::context::AccountWriter;
-use crate::portal::json::{error, json_body, no_store};
+use crate::portal::json::{error, json_body, no_store, two_factor_refused};
 use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
 use crate::portal::{ClientIp, PortalState};
 use crate::two_factor::TwoFactorError;
@@ -18,23 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
-
-/// `{"error", "message"}` for a second-factor operation that did not happen.
-fn refused(s: &PortalState, e: &TwoFactorError) -> Response {
-    let (status, code) = match e {
-        TwoFactorError::NotConfigured => (StatusCode::NOT_IMPLEMENTED, "two_factor_not_configured"),
-        TwoFactorError::NotForMachines => (StatusCode::FORBIDDEN, "two_factor_not_allowed"),
-        TwoFactorError::AlreadyEnabled => (StatusCode::CONFLICT, "two_factor_already_enabled"),
-        TwoFactorError::NotEnrolling => (StatusCode::CONFLICT, "two_factor_not_started"),
-        TwoFactorError::NotEnabled => (StatusCode::CONFLICT, "two_factor_not_enabled"),
-        TwoFactorError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_code"),
-        TwoFactorError::Undecryptable => {
-            (StatusCode::SERVICE_UNAVAILABLE, "two_factor_unavailable")
-        }
-        TwoFactorError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-    };
-    error(s, status, code, &e.to_string())
-}
 
 /// The account owner's user record (they may turn 2FA on or off).
 async fn user_record(
@@ -49,7 +32,7 @@ async fn user_record(
         .await
     {
         Ok(Some(user)) => Ok(user),
-        _ => Err(refused(s, &TwoFactorError::Unavailable)),
+        _ => Err(two_factor_refused(s, &TwoFactorError::Unavailable)),
     }
 }
 
@@ -72,7 +55,7 @@ pub(in crate::portal) async fn enrol(
             }))
             .into_response(),
         ),
-        Err(e) => refused(&s, &e),
+        Err(e) => two_factor_refused(&s, &e),
     }
 }
 
@@ -113,7 +96,7 @@ pub(in crate::portal) async fn confirm(
             }))
             .into_response(),
         ),
-        Err(e) => refused(&s, &e),
+        Err(e) => two_factor_refused(&s, &e),
     }
 }
 
@@ -150,7 +133,7 @@ pub(in crate::portal) async fn disable(
             );
         }
         Ok(true) => {}
-        Err(e) => return refused(&s, &e),
+        Err(e) => return two_factor_refused(&s, &e),
     }
     let code = req.code.as_deref().unwrap_or("");
     let password = req.password.as_deref().unwrap_or("");
@@ -167,7 +150,9 @@ pub(in crate::portal) async fn disable(
         Some(Err(SignInFailure::Banned(b))) => {
             return s.responder.too_many_attempts(b, false).into_response()
         }
-        Some(Err(SignInFailure::Unavailable)) => return refused(&s, &TwoFactorError::Unavailable),
+        Some(Err(SignInFailure::Unavailable)) => {
+            return two_factor_refused(&s, &TwoFactorError::Unavailable)
+        }
         Some(Err(_)) => {
             return error(
                 &s,
@@ -179,6 +164,6 @@ pub(in crate::portal) async fn disable(
     }
     match live.two_factor.remove(&identity.subject).await {
         Ok(()) => no_store(Json(serde_json::json!({"two_factor_enabled": false})).into_response()),
-        Err(e) => refused(&s, &e),
+        Err(e) => two_factor_refused(&s, &e),
     }
 }

@@ -7,7 +7,7 @@ use crate::app::Live;
 use crate::credentials::CredentialSource;
 use crate::identity::Identity;
 use crate::portal::csrf::{csrf_ok, csrf_token};
-use crate::portal::html::{csrf_refused, page, see_other};
+use crate::portal::html::{csrf_refused, page, see_other, two_factor_problem};
 use crate::portal::pages::second_factor::enrolment_for;
 use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
 use crate::portal::{ClientIp, PortalState};
@@ -156,40 +156,6 @@ async fn form_user(
     session_user(s, live, headers, ip).await
 }
 
-/// A message for a second-factor operation that did not happen.
-fn explain(e: &TwoFactorError) -> (StatusCode, &'static str) {
-    match e {
-        TwoFactorError::InvalidCode => (
-            StatusCode::BAD_REQUEST,
-            "That code is not valid. Enter the code your app shows now.",
-        ),
-        TwoFactorError::AlreadyEnabled => (
-            StatusCode::CONFLICT,
-            "Two-factor authentication is already on.",
-        ),
-        TwoFactorError::NotEnrolling => (
-            StatusCode::CONFLICT,
-            "Start the set-up again: no enrolment is in progress.",
-        ),
-        TwoFactorError::NotConfigured => (
-            StatusCode::NOT_IMPLEMENTED,
-            "Two-factor authentication is not available on this server.",
-        ),
-        TwoFactorError::NotForMachines => (
-            StatusCode::FORBIDDEN,
-            "Machine accounts do not use two-factor authentication.",
-        ),
-        TwoFactorError::NotEnabled => (
-            StatusCode::CONFLICT,
-            "Two-factor authentication is already off.",
-        ),
-        TwoFactorError::Undecryptable | TwoFactorError::Unavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "This cannot be done right now. Try again shortly.",
-        ),
-    }
-}
-
 /// `POST account/2fa`: start enrolling; shows the QR code.
 pub(in crate::portal) async fn enrol(
     State(s): State<Arc<PortalState>>,
@@ -205,7 +171,7 @@ pub(in crate::portal) async fn enrol(
     let (status, view) = match enrolment_for(&live, &identity.subject).await {
         Ok(enrolment) => (StatusCode::OK, AccountView::enrolling(enrolment, None)),
         Err(e) => {
-            let (status, message) = explain(&e);
+            let (status, message) = two_factor_problem(&e);
             (status, AccountView::error(message))
         }
     };
@@ -234,7 +200,7 @@ pub(in crate::portal) async fn confirm(
             account_page(&s, &live, &headers, &identity, StatusCode::OK, view).await
         }
         Err(e) => {
-            let (status, message) = explain(&e);
+            let (status, message) = two_factor_problem(&e);
             // A wrong code: the same QR code again, for another try.
             let view = match e {
                 TwoFactorError::InvalidCode => {
@@ -314,7 +280,7 @@ pub(in crate::portal) async fn disable(
             account_page(&s, &live, &headers, &identity, StatusCode::OK, view).await
         }
         Err(e) => {
-            let (status, message) = explain(&e);
+            let (status, message) = two_factor_problem(&e);
             again(status, message).await
         }
     }
