@@ -428,3 +428,35 @@ fn a_cross_site_request_cannot_sign_a_cookie_user_out() {
     assert_eq!(r.status(), 200);
     assert_eq!(with_session(&s.g, "/x", &id).status(), 401);
 }
+
+/// Account writes with the session cookie (here: minting an API key) need
+/// the same positive proof of origin as logout; a bearer token needs none.
+#[test]
+fn a_cookie_write_to_the_account_needs_proof_of_origin() {
+    let s = site();
+    let id = sign_in(&s.g);
+    let create = |headers: &[(&str, String)]| {
+        let mut rb = client()
+            .post(s.g.url("/_auth/api/me/api-keys"))
+            .header("cookie", format!("gatehouse_session={id}"))
+            .header("content-type", "application/json")
+            .body(r#"{"name":"from-the-page"}"#);
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        rb.send().unwrap()
+    };
+    for headers in [
+        vec![],
+        vec![("sec-fetch-site", "same-site".to_owned())],
+        vec![("origin", "https://evil.example".to_owned())],
+    ] {
+        let r = create(&headers);
+        assert_eq!(r.status(), 403, "{headers:?}");
+        assert!(r.text().unwrap().contains("csrf_failed"), "{headers:?}");
+    }
+    let r = create(&[("origin", format!("http://127.0.0.1:{}", s.g.port))]);
+    assert_eq!(r.status(), 201);
+    let r = create(&[("sec-fetch-site", "same-origin".to_owned())]);
+    assert_eq!(r.status(), 201);
+}

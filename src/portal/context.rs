@@ -41,19 +41,21 @@ pub(in crate::portal) async fn who(
     Err(s.responder.denial(&denial, &api_client).into_response())
 }
 
-/// The identity for an account endpoint: a person or machine signed in by
-/// session, token or password — not an API key (keys do not mint keys).
-/// Cookie-authenticated writes must come from our own origin.
-pub(in crate::portal) async fn account_owner(
+/// Why this caller may not use an account endpoint, if they may not. Only a
+/// person or machine signed in by session, token or password may (not an API
+/// key: keys do not mint keys); cookie-authenticated writes must also prove
+/// they come from our own origin.
+fn account_refusal(
     s: &PortalState,
-    live: &Live,
+    caller: &Caller,
     headers: &HeaderMap,
-    ip: Option<std::net::IpAddr>,
     writes: bool,
-) -> Result<Arc<Identity>, Response> {
-    let (identity, source) = who(s, live, headers, ip).await?;
+) -> Option<Response> {
+    let Caller {
+        identity, source, ..
+    } = caller;
     if identity.method == AuthMethod::ApiKey {
-        return Err(error(
+        return Some(error(
             s,
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -61,22 +63,22 @@ pub(in crate::portal) async fn account_owner(
         ));
     }
     if !identity.is_local_account() {
-        return Err(error(
+        return Some(error(
             s,
             StatusCode::FORBIDDEN,
             "forbidden",
             "tokens of external issuers have no account here",
         ));
     }
-    if writes && source == CredentialSource::SessionCookie && !proven_same_origin(s, headers) {
-        return Err(error(
+    if writes && *source == CredentialSource::SessionCookie && !proven_same_origin(s, headers) {
+        return Some(error(
             s,
             StatusCode::FORBIDDEN,
             "csrf_failed",
             "cross-site requests may not change your account",
         ));
     }
-    Ok(identity)
+    None
 }
 
 /// The request's shared parts every extractor here reads: the configuration
@@ -122,7 +124,7 @@ impl FromRequestParts<Arc<PortalState>> for Caller {
 }
 
 /// Extractor: the owner of the account an endpoint reads (`WRITES = false`)
-/// or changes (`WRITES = true`), per [`account_owner`].
+/// or changes (`WRITES = true`), per [`account_refusal`].
 pub(in crate::portal) struct AccountOwner<const WRITES: bool> {
     pub live: Arc<Live>,
     pub identity: Arc<Identity>,
@@ -140,8 +142,13 @@ impl<const WRITES: bool> FromRequestParts<Arc<PortalState>> for AccountOwner<WRI
         parts: &mut Parts,
         s: &Arc<PortalState>,
     ) -> Result<Self, Self::Rejection> {
-        let (live, ip) = snapshot(parts).ok_or_else(|| no_snapshot(s))?;
-        let identity = account_owner(s, &live, &parts.headers, ip, WRITES).await?;
-        Ok(AccountOwner { live, identity })
+        let caller = Caller::from_request_parts(parts, s).await?;
+        if let Some(refusal) = account_refusal(s, &caller, &parts.headers, WRITES) {
+            return Err(refusal);
+        }
+        Ok(AccountOwner {
+            live: caller.live,
+            identity: caller.identity,
+        })
     }
 }
