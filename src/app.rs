@@ -5,16 +5,18 @@
 //! splits a request between two configurations and drops no connection.
 
 use crate::authn::{Authenticator, AuthnServices};
-use crate::config::{Config, HeaderSettings, UpstreamSettings, UpstreamTarget};
+use crate::config::{UpstreamSettings, UpstreamTarget};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::redirect::RedirectPolicy;
 use crate::regulation::Regulator;
 use crate::respond::Responder;
+use crate::settings::Config;
 use crate::store::Store;
 use crate::tokens::external::TrustedIssuers;
 use crate::tokens::TokenService;
 use crate::two_factor::TwoFactor;
+use crate::upstream::headers::HeaderSettings;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use pingora::upstreams::peer::HttpPeer;

@@ -25,12 +25,12 @@
 //! [`Responder::denial`]: crate::respond::Responder::denial
 
 use crate::app::App;
-use crate::config::HeaderSettings;
 use crate::gate::RequestView;
 use crate::identity::Identity;
 use crate::request::{canonical_host, AlsoRead, REWRITE_HEADERS};
 use crate::respond::{wants_html, Asker, Reply};
 use crate::upstream::headers::spoofed;
+use crate::upstream::headers::HeaderSettings;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};

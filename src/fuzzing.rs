@@ -2,7 +2,6 @@
 //! in the test suite: no input makes a parser panic, and the gate is never
 //! more lenient than an app's reading of the same request-target.
 
-use crate::config::Config;
 use crate::credentials;
 use crate::forward_auth::{describe, Flavor};
 use crate::identity::{AuthMethod, Identity, UserKind};
@@ -10,6 +9,7 @@ use crate::permission::PermissionSet;
 use crate::policy::{decide, Access, AccessRule, PathCase, Policy, Target, Verdict};
 use crate::request::reference::{rfc3986, tomcat};
 use crate::request::{request_path, AlsoRead, ReadSettings, RequestReading, Semicolons};
+use crate::settings::Config;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::sync::OnceLock;
 

@@ -247,7 +247,7 @@ mod tests {
     use super::*;
     use crate::app::App;
     use crate::authn::password::hash_password;
-    use crate::config::Config;
+    use crate::settings::Config;
     use crate::tokens::TokenService;
     use base64::Engine;
 

@@ -1,7 +1,7 @@
 //! Gatehouse: an authentication sidecar built on Pingora.
 //!
 //! A request flows through the modules in this order:
-//! [`config`] (compiled once) → [`credentials`] (parse) → [`authn`] (verify
+//! [`config`] (read and checked once, compiled by [`settings`]) → [`credentials`] (parse) → [`authn`] (verify
 //! into an [`identity::Identity`], through the cache, then the [`directory`]
 //! and the [`store`]; bearer JWTs through [`tokens`]) → [`policy`] (decide),
 //! with [`regulation`] refusing password guessers first and [`two_factor`]
@@ -35,6 +35,7 @@ pub mod request;
 pub mod respond;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod tokens;
 pub mod two_factor;

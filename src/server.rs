@@ -6,10 +6,11 @@
 //! shared [`App`]) is common to all workers.
 
 use crate::app::App;
-use crate::config::{Config, UpstreamTarget};
+use crate::config::UpstreamTarget;
 use crate::metrics::Metrics;
 use crate::portal::{self, PortalState};
 use crate::proxy::GatehouseProxy;
+use crate::settings::Config;
 use crate::store::{Store, StoredUser};
 use crate::tokens::{KeyMaterial, TokenService};
 use async_trait::async_trait;

@@ -125,3 +125,74 @@ fn no_module_imports_one_that_imports_it_back() {
         done.insert(module.clone());
     }
 }
+
+/// The request's path through the code, first to last. A module may use its
+/// own layer and earlier ones, never a later one; a new module must be placed.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("configuration", &["config"]),
+    ("reading the request", &["request", "credentials"]),
+    (
+        "identity, cache and store",
+        &[
+            "permission",
+            "identity",
+            "directory",
+            "store",
+            "session",
+            "tokens",
+            "two_factor",
+            "regulation",
+            "redirect",
+            "metrics",
+            "authn",
+            "accounts",
+        ],
+    ),
+    ("policy decision", &["policy", "gate"]),
+    ("answer or upstream headers", &["respond", "upstream"]),
+    (
+        "on top: assembly, modes, pages, commands",
+        &[
+            "settings",
+            "app",
+            "forward_auth",
+            "portal",
+            "proxy",
+            "server",
+            "commands",
+            "fuzzing",
+        ],
+    ),
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, ms)| ms.contains(&module))
+}
+
+#[test]
+fn no_module_imports_one_later_in_the_request_path() {
+    let graph = imports();
+    let mut wrong = Vec::new();
+    for (module, used) in &graph {
+        let Some(layer) = layer_of(module) else {
+            wrong.push(format!("`{module}` has no layer in tests/layout.rs"));
+            continue;
+        };
+        for u in used {
+            match layer_of(u) {
+                Some(l) if l > layer => wrong.push(format!(
+                    "`{module}` ({}) imports `{u}` ({})",
+                    LAYERS[layer].0, LAYERS[l].0
+                )),
+                _ => {}
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn configuration_imports_nothing_of_the_crate() {
+    let graph = imports();
+    assert_eq!(graph.get("config"), Some(&BTreeSet::new()));
+}

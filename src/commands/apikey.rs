@@ -2,7 +2,7 @@
 //! and `generate` for keys declared in the config file.
 
 use crate::accounts::api_keys::{check_api_key, create_api_key, NewApiKey};
-use crate::config::Config;
+use crate::settings::Config;
 use clap::Subcommand;
 use std::process::ExitCode;
 

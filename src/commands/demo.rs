@@ -5,7 +5,7 @@
 use super::user::random_password;
 use crate::accounts::users::NewAccount;
 use crate::authn::{api_key_hash, generate_api_key};
-use crate::config::Config;
+use crate::settings::Config;
 use crate::store::Store;
 use std::process::ExitCode;
 

@@ -2,10 +2,10 @@
 //! match, and what is decided — through the same [`RequestReading`] and
 //! policy as the gate.
 
-use crate::config::Config;
 use crate::identity::AuthMethod;
 use crate::policy::Verdict;
 use crate::request::{classify_target, AlsoRead, RequestReading, TargetForm};
+use crate::settings::Config;
 use std::process::ExitCode;
 
 pub fn run(config: &Config, method: &str, url: &str, user: Option<&str>) -> ExitCode {

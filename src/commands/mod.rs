@@ -5,7 +5,7 @@ mod demo;
 mod explain;
 mod user;
 
-use crate::config::Config;
+use crate::settings::Config;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;

@@ -2,9 +2,9 @@
 //! read-only, but their second factor lives in the store and can be reset).
 
 use crate::accounts::users::{hash_new_password, NewAccount};
-use crate::config::Config;
 use crate::directory::UserStatus;
 use crate::identity::UserKind;
+use crate::settings::Config;
 use clap::Subcommand;
 use std::io::Read;
 use std::process::ExitCode;

@@ -1,17 +1,21 @@
-//! Configuration: YAML file → raw schema → validated [`Config`].
+//! Configuration, the first layer: YAML file (with environment overrides and
+//! `*_file` secrets) → raw schema → checked keys, every error with its key
+//! path and line.
 //!
-//! Loading is two-layered (see `raw` and `model`): serde rejects unknown keys
-//! and wrong types, then validation checks meaning and reports *every* error
-//! at once, each with its key path and, where known, its line.
+//! serde rejects unknown keys and wrong types (`raw`); then each section is
+//! checked for meaning, and checking goes on after a problem so the user sees
+//! every error in one run. The sections nobody else owns are checked here
+//! (`sections`); `settings` compiles the rest with each module's own types,
+//! through the same [`Checker`]. This module imports nothing of the crate.
 
-mod model;
-mod raw;
+mod check;
+pub mod raw;
+pub mod sections;
 mod source;
 
-pub use model::parse_duration;
-pub use model::{
-    CacheSettings, Config, HeaderSettings, IdentityHeader, MethodOverride, PortalSettings,
-    ServerSettings, TlsSettings, UpstreamSettings, UpstreamTarget,
+pub use check::{parse_duration, Checker, InvalidDuration};
+pub use sections::{
+    CacheSettings, PortalSettings, ServerSettings, TlsSettings, UpstreamSettings, UpstreamTarget,
 };
 pub use source::ENV_PREFIX;
 
@@ -72,30 +76,39 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-impl Config {
-    /// Load a file, applying the process environment's overrides.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+/// A configuration file read into its raw keys, with the problems found so
+/// far (from environment overrides and secret files).
+pub struct Document {
+    raw: raw::RawConfig,
+    problems: Problems,
+}
+
+/// Problems found while checking, located by line at the end.
+pub struct Problems {
+    errors: Vec<ConfigError>,
+    lines: LineIndex,
+}
+
+impl Document {
+    /// Read a file, applying the process environment's overrides.
+    pub fn load(path: &Path) -> Result<Document, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError::at(
                 "",
                 &format!("cannot read {}: {e}", path.display()),
             )])
         })?;
-        Config::from_yaml(&text, std::env::vars())
+        Document::read(&text, std::env::vars())
     }
 
-    /// Parse configuration text with the given environment.
-    pub fn from_yaml(
+    /// Read configuration text with the given environment. Fails only when
+    /// the text is not YAML or does not fit the schema; meaning is checked
+    /// later, through [`Problems::checker`].
+    pub fn read(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigErrors> {
-        let index = LineIndex::build(text);
-        let locate = |mut e: ConfigError| {
-            if e.line.is_none() && !e.path.starts_with("env ") {
-                e.line = index.line_of(&e.path);
-            }
-            e
-        };
+    ) -> Result<Document, ConfigErrors> {
+        let lines = LineIndex::build(text);
         let mut root: Value = match serde_norway::from_str(text) {
             Ok(Value::Null) => Value::Mapping(Default::default()),
             Ok(v) => v,
@@ -117,8 +130,11 @@ impl Config {
         let mut errors = source::apply_env_overrides(&mut root, env);
         source::resolve_file_secrets(&mut root, "", &mut errors);
         let rules_shorthand = source::normalize_rules(&mut root);
-        let raw: raw::RawConfig = match serde_path_to_error::deserialize(root) {
-            Ok(raw) => raw,
+        match serde_path_to_error::deserialize(root) {
+            Ok(raw) => Ok(Document {
+                raw,
+                problems: Problems { errors, lines },
+            }),
             Err(e) => {
                 let mut path = e.path().to_string();
                 if path == "." {
@@ -130,16 +146,49 @@ impl Config {
                     }
                 }
                 errors.push(ConfigError::at(&path, &e.inner().to_string()));
-                return Err(ConfigErrors(errors.into_iter().map(locate).collect()));
-            }
-        };
-        match model::validate(raw, &mut errors) {
-            Some(config) if errors.is_empty() => Ok(config),
-            _ => {
-                let mut errors: Vec<ConfigError> = errors.into_iter().map(locate).collect();
-                errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
-                Err(ConfigErrors(errors))
+                let problems = Problems { errors, lines };
+                Err(problems.located(false))
             }
         }
+    }
+
+    /// The raw keys, and where to report what is wrong with them.
+    pub fn into_parts(self) -> (raw::RawConfig, Problems) {
+        (self.raw, self.problems)
+    }
+}
+
+impl Problems {
+    /// A checker that records problems here.
+    pub fn checker(&mut self) -> Checker<'_> {
+        Checker::new(&mut self.errors)
+    }
+
+    /// The checked value if nothing was wrong, else every problem, in file
+    /// order.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, ConfigErrors> {
+        match value {
+            Some(value) if self.errors.is_empty() => Ok(value),
+            _ => Err(self.located(true)),
+        }
+    }
+
+    /// Every problem with its line; `in_file_order` sorts them by it.
+    fn located(self, in_file_order: bool) -> ConfigErrors {
+        let lines = self.lines;
+        let mut errors: Vec<ConfigError> = self
+            .errors
+            .into_iter()
+            .map(|mut e| {
+                if e.line.is_none() && !e.path.starts_with("env ") {
+                    e.line = lines.line_of(&e.path);
+                }
+                e
+            })
+            .collect();
+        if in_file_order {
+            errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        }
+        ConfigErrors(errors)
     }
 }

@@ -1,8 +1,8 @@
 //! The YAML file schema, exactly as users write it.
 //!
 //! Every struct rejects unknown keys: a typo in a security configuration must
-//! fail loudly instead of silently opening a door. Validation into the model the
-//! rest of Gatehouse uses lives in `config::model`.
+//! fail loudly instead of silently opening a door. Checking meaning is `sections` (for
+//! what `config` owns) and the `settings` module (for the rest).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -9,12 +9,12 @@
 mod portal_bridge;
 
 use crate::app::{App, Live};
-use crate::config::MethodOverride;
 use crate::forward_auth::{self, Endpoints};
 use crate::gate::{Admission, Denial, RequestView};
 use crate::request::{canonical_host, request_path, AlsoRead, ReadError, REWRITE_HEADERS};
 use crate::respond::{wants_html, Asker, Reply};
 use crate::upstream::forwarding;
+use crate::upstream::headers::MethodOverride;
 use crate::upstream::headers::{self, HeaderSink};
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};

@@ -4,12 +4,39 @@
 //! its case and whether it uses `_` or `-` (some frameworks fold both into
 //! the same CGI-style variable), before Gatehouse sets its own.
 
-use crate::config::HeaderSettings;
 use crate::credentials::{CredentialSource, X_API_KEY};
-use crate::identity::Identity;
+use crate::identity::{Identity, IdentityField};
 use crate::request::same_header;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName};
+
+/// One identity header: its name, the spelling sent on the wire, its field.
+#[derive(Debug, Clone)]
+pub struct IdentityHeader {
+    pub name: HeaderName,
+    /// As configured (`Remote-User`), kept as shared bytes so inserting the
+    /// header upstream copies nothing.
+    pub wire_name: bytes::Bytes,
+    pub field: IdentityField,
+}
+
+/// The upstream identity headers, in configured order.
+#[derive(Debug, Clone)]
+pub struct HeaderSettings {
+    pub names: Vec<IdentityHeader>,
+    pub pass_credentials: bool,
+    pub method_override: MethodOverride,
+}
+
+/// What happens to `X-HTTP-Method-Override` and kin (`headers.method_override`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MethodOverride {
+    /// Removed before proxying: the app sees the method that was judged.
+    #[default]
+    Strip,
+    /// Kept; the request must pass as the overriding method too.
+    Judge,
+}
 
 static COOKIE_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"Cookie");
 
