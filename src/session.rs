@@ -6,7 +6,7 @@
 //! values for the session and the portal's other cookies. Checking a session cookie is the
 //! authenticator's job (`authn`); revoking one is the store's.
 
-use crate::store::{unix_now, SessionRecord, Store, StoreError};
+use crate::store::{unix_now, SessionRecord, SessionSso, Store, StoreError};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -41,6 +41,26 @@ pub async fn start(
     settings: &SessionSettings,
     username: &str,
 ) -> Result<String, StoreError> {
+    begin(store, settings, username, None).await
+}
+
+/// Like [`start`], for a sign-in through an identity provider.
+pub async fn start_sso(
+    store: &Store,
+    settings: &SessionSettings,
+    username: &str,
+    sso: SessionSso,
+) -> Result<String, StoreError> {
+    begin(store, settings, username, Some(sso)).await
+}
+
+/// [`start`] and [`start_sso`]: a new session, and the user's last sign-in.
+async fn begin(
+    store: &Store,
+    settings: &SessionSettings,
+    username: &str,
+    sso: Option<SessionSso>,
+) -> Result<String, StoreError> {
     let id = random_id();
     let now = unix_now();
     store
@@ -51,6 +71,7 @@ pub async fn start(
             last_seen_at: now,
             expires_at: now + settings.lifetime.as_secs() as i64,
             revoked: false,
+            sso,
         })
         .await?;
     if let Err(e) = store.record_login(username, now).await {

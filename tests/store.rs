@@ -334,6 +334,281 @@ async fn second_factors(store: &Store, other: &Store) {
     store.begin_second_factor("eve", "v1.x").await.unwrap();
     store.delete_user("eve").await.unwrap();
     assert_eq!(other.second_factor("eve").await.unwrap(), None);
+    sso(store, other).await;
+}
+
+/// Single sign-on: pending sign-ins taken once (whichever replica asks),
+/// identities linked by provider, issuer and subject, users created with
+/// their link or not at all, and back-channel logout revoking exactly the
+/// sessions that came from the provider.
+async fn sso(store: &Store, other: &Store) {
+    use gatehouse::store::{SessionRecord, SessionSso, SsoIdentity, SsoPending};
+    let now = gatehouse::store::unix_now();
+    let pending = |state: &str, expires_at| SsoPending {
+        state_hash: state.into(),
+        provider: "corp".into(),
+        nonce: format!("nonce-{state}"),
+        pkce_verifier: format!("verifier-{state}"),
+        return_to: "https://app.example.test/after".into(),
+        expires_at,
+    };
+    store
+        .create_sso_pending(pending("s1", now + 300))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_sso_pending("s1", now).await.unwrap(),
+        Some(pending("s1", now + 300))
+    );
+    assert_eq!(
+        store.take_sso_pending("s1", now).await.unwrap(),
+        None,
+        "used once"
+    );
+    assert_eq!(
+        other.take_sso_pending("s1", now).await.unwrap(),
+        None,
+        "on any replica"
+    );
+    assert_eq!(other.take_sso_pending("nope", now).await.unwrap(), None);
+    store
+        .create_sso_pending(pending("s2", now + 300))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        store.take_sso_pending("s2", now),
+        other.take_sso_pending("s2", now)
+    );
+    assert_eq!(
+        [a.unwrap(), b.unwrap()].iter().flatten().count(),
+        1,
+        "two replicas racing: one wins"
+    );
+    store
+        .create_sso_pending(pending("s3", now - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.take_sso_pending("s3", now).await.unwrap(),
+        None,
+        "expired"
+    );
+    store
+        .create_sso_pending(pending("s4", now + 60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_sso_pending("s4", now + 60).await.unwrap(),
+        None,
+        "expired at the given time"
+    );
+    store
+        .create_sso_pending(pending("s5", now - 10))
+        .await
+        .unwrap();
+    store.purge(now, now - 100_000).await.unwrap();
+    assert_eq!(
+        store.take_sso_pending("s5", now - 100).await.unwrap(),
+        None,
+        "purged"
+    );
+
+    let id = |provider: &str, subject: &str| SsoIdentity {
+        provider: provider.into(),
+        issuer: "https://idp.example.test".into(),
+        subject: subject.into(),
+    };
+    let alice_at_corp = id("corp", "sub-alice");
+    assert_eq!(store.sso_linked_user(&alice_at_corp).await.unwrap(), None);
+    store.link_sso(&alice_at_corp, "alice").await.unwrap();
+    assert_eq!(
+        other.sso_linked_user(&alice_at_corp).await.unwrap(),
+        Some("alice".to_owned())
+    );
+    assert!(
+        matches!(
+            other.link_sso(&alice_at_corp, "bob").await,
+            Err(StoreError::Conflict(_))
+        ),
+        "an identity links to one user"
+    );
+    let mut elsewhere = alice_at_corp.clone();
+    elsewhere.issuer = "https://other-idp.example.test".into();
+    assert_eq!(
+        store.sso_linked_user(&elsewhere).await.unwrap(),
+        None,
+        "the same subject at another issuer is someone else"
+    );
+    store.touch_sso_link(&alice_at_corp, now).await.unwrap();
+    assert!(matches!(
+        store.touch_sso_link(&elsewhere, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let alice_before = store.user("alice").await.unwrap();
+    let frank_at_corp = id("corp", "sub-frank");
+    assert_eq!(
+        store
+            .create_sso_user(new_user("alice", None), &frank_at_corp)
+            .await,
+        Err(StoreError::Conflict("alice".into())),
+        "the name is taken"
+    );
+    assert_eq!(
+        other.sso_linked_user(&frank_at_corp).await.unwrap(),
+        None,
+        "no link without its user"
+    );
+    assert_eq!(other.user("alice").await.unwrap(), alice_before);
+    let frank = store
+        .create_sso_user(
+            new_user("frank", Some("frank@example.test")),
+            &frank_at_corp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (frank.record.username.as_str(), frank.record.status),
+        ("frank", UserStatus::Enabled)
+    );
+    assert_eq!(other.user("frank").await.unwrap(), Some(frank));
+    assert_eq!(
+        other.sso_linked_user(&frank_at_corp).await.unwrap(),
+        Some("frank".to_owned())
+    );
+    assert!(
+        matches!(
+            store
+                .create_sso_user(new_user("grace", None), &frank_at_corp)
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "the identity is linked already"
+    );
+    assert_eq!(other.user("grace").await.unwrap(), None, "nothing written");
+    store.delete_user("frank").await.unwrap();
+    assert_eq!(
+        other.sso_linked_user(&frank_at_corp).await.unwrap(),
+        None,
+        "deleting a user takes their links along"
+    );
+
+    let session =
+        |id_hash: &str, username: &str, expires_at, sso: Option<(&str, &str, Option<&str>)>| {
+            SessionRecord {
+                id_hash: id_hash.into(),
+                username: username.into(),
+                created_at: now,
+                last_seen_at: now,
+                expires_at,
+                revoked: false,
+                sso: sso.map(|(provider, subject, sid)| SessionSso {
+                    provider: provider.into(),
+                    subject: subject.into(),
+                    sid: sid.map(str::to_owned),
+                    id_token: format!("eyJ.{id_hash}.sig"),
+                }),
+            }
+        };
+    let records = [
+        session(
+            "sa",
+            "alice",
+            now + 600,
+            Some(("corp", "sub-alice", Some("sid-1"))),
+        ),
+        session(
+            "sb",
+            "alice",
+            now + 600,
+            Some(("corp", "sub-alice", Some("sid-2"))),
+        ),
+        session(
+            "sc",
+            "alice",
+            now + 600,
+            Some(("partner", "sub-alice", Some("sid-1"))),
+        ),
+        session("sd", "alice", now + 600, None),
+        session("se", "bob", now + 600, Some(("corp", "sub-bob", None))),
+        session("sf", "bob", now - 1, Some(("corp", "sub-bob", None))),
+    ];
+    for r in &records {
+        store.create_session(r.clone()).await.unwrap();
+    }
+    for r in &records {
+        assert_eq!(
+            other.session(&r.id_hash).await.unwrap().as_ref(),
+            Some(r),
+            "the session's origin round-trips"
+        );
+    }
+    let before = store.last_change_id().await.unwrap();
+    assert_eq!(
+        other
+            .revoke_sso_sessions("corp", None, Some("sid-1"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .revoke_sso_sessions("corp", Some("sub-alice"), Some("sid-9"))
+            .await
+            .unwrap(),
+        0,
+        "subject and sid must both match"
+    );
+    assert_eq!(
+        store.revoke_sso_sessions("corp", None, None).await.unwrap(),
+        0,
+        "no subject and no sid: nothing"
+    );
+    let revoked = |ids: &[&str]| {
+        let other = other.clone();
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(other.session(&id).await.unwrap().unwrap().revoked);
+            }
+            out
+        }
+    };
+    assert_eq!(
+        revoked(&["sa", "sb", "sc", "sd", "se"]).await,
+        vec![true, false, false, false, false],
+        "only corp's session with that sid"
+    );
+    assert_eq!(
+        store
+            .revoke_sso_sessions("corp", Some("sub-alice"), None)
+            .await
+            .unwrap(),
+        1,
+        "the rest of alice's sessions from corp"
+    );
+    assert_eq!(
+        revoked(&["sa", "sb", "sc", "sd", "se"]).await,
+        vec![true, true, false, false, false],
+        "another provider's session and a password session stay"
+    );
+    assert_eq!(
+        store
+            .revoke_sso_sessions("corp", Some("sub-bob"), None)
+            .await
+            .unwrap(),
+        1,
+        "an expired session is not counted"
+    );
+    let feed = other.changes_since(before).await.unwrap();
+    assert_eq!(
+        feed.iter()
+            .map(|c| (c.kind.as_str(), c.subject.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("session", "sa"), ("session", "sb"), ("session", "se")],
+        "every replica's cache drops each revoked session"
+    );
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

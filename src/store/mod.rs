@@ -1,5 +1,6 @@
 //! The store: users, sessions, revoked tokens, signing keys, sign-in
-//! failures, API keys and second factors, in SQLite or PostgreSQL.
+//! failures, API keys, second factors and single sign-on, in SQLite or
+//! PostgreSQL.
 //!
 //! One implementation over sqlx's `Any` driver serves both backends; only the
 //! migrations differ (`migrations/sqlite`, `migrations/postgres`), and one
@@ -14,20 +15,23 @@
 //! One file per table (or group of tables), each with its own `impl Store`
 //! block and its record types: `users`, `sessions`, `tokens` (revoked tokens
 //! and signing keys), `regulation` (sign-in failures and bans), `api_keys`,
-//! `changes` and `two_factor`. This file keeps the pool, its runtime, the
+//! `changes`, `two_factor` and `sso` (identities linked to users, sign-ins
+//! sent to a provider). This file keeps the pool, its runtime, the
 //! migrations and the errors.
 
 mod api_keys;
 mod changes;
 mod regulation;
 mod sessions;
+mod sso;
 mod tokens;
 mod two_factor;
 mod users;
 
 pub use api_keys::StoredApiKey;
 pub use changes::Change;
-pub use sessions::SessionRecord;
+pub use sessions::{SessionRecord, SessionSso};
+pub use sso::{SsoIdentity, SsoPending};
 pub use two_factor::{PendingLogin, PendingPurpose, StoredSecondFactor};
 pub use users::{NewUser, StoredUser};
 
@@ -189,8 +193,9 @@ impl Store {
         .await
     }
 
-    /// Delete what can no longer matter: expired sessions and revoked
-    /// tokens, bans that ended, failures and changes older than `before`.
+    /// Delete what can no longer matter: expired sessions, revoked tokens
+    /// and pending sign-ins, bans that ended, failures and changes older
+    /// than `before`.
     pub async fn purge(&self, now: i64, before: i64) -> Result<(), StoreError> {
         self.run(|pool| async move {
             for (sql, t) in [
@@ -198,6 +203,7 @@ impl Store {
                 ("DELETE FROM revoked_tokens WHERE expires_at < $1", now),
                 ("DELETE FROM bans WHERE until < $1", now),
                 ("DELETE FROM pending_logins WHERE expires_at < $1", now),
+                ("DELETE FROM sso_pending WHERE expires_at < $1", now),
                 ("DELETE FROM login_failures WHERE at < $1", before),
                 ("DELETE FROM changes WHERE at < $1", before),
             ] {

@@ -1,8 +1,10 @@
 //! Sessions in the store: the `sessions` table (only the hash of each
-//! session id is ever stored).
+//! session id is ever stored), including where an SSO session came from, so
+//! a provider's back-channel logout can revoke it.
 
 use super::changes::record_change;
-use super::{unavailable, Store, StoreError};
+use super::{now, unavailable, Store, StoreError};
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// A session as stored (the id itself is never stored, only its hash).
@@ -14,6 +16,54 @@ pub struct SessionRecord {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked: bool,
+    /// Where the session came from, for a sign-in through an identity
+    /// provider.
+    pub sso: Option<SessionSso>,
+}
+
+/// Where an SSO session came from (None for password sign-ins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSso {
+    /// The provider's id in the config, e.g. `corp`.
+    pub provider: String,
+    /// The ID token's `sub`.
+    pub subject: String,
+    /// The ID token's `sid`, if any (for back-channel logout).
+    pub sid: Option<String>,
+    /// The raw ID token, kept for RP-initiated logout's `id_token_hint`.
+    pub id_token: String,
+}
+
+const SESSION_COLUMNS: &str = "id_hash, username, created_at, last_seen_at, expires_at, revoked, \
+                               sso_provider, sso_subject, sso_sid, id_token";
+
+fn session_from_row(r: &AnyRow) -> Result<SessionRecord, sqlx::Error> {
+    let provider: Option<String> = r.try_get("sso_provider")?;
+    let subject: Option<String> = r.try_get("sso_subject")?;
+    let id_token: Option<String> = r.try_get("id_token")?;
+    let sso = match (provider, subject, id_token) {
+        (None, None, None) => None,
+        (Some(provider), Some(subject), Some(id_token)) => Some(SessionSso {
+            provider,
+            subject,
+            sid: r.try_get("sso_sid")?,
+            id_token,
+        }),
+        _ => {
+            return Err(sqlx::Error::Decode(
+                "a session with an incomplete SSO origin".into(),
+            ))
+        }
+    };
+    Ok(SessionRecord {
+        id_hash: r.try_get("id_hash")?,
+        username: r.try_get("username")?,
+        created_at: r.try_get("created_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked: r.try_get::<i32, _>("revoked")? != 0,
+        sso,
+    })
 }
 
 impl SessionRecord {
@@ -27,15 +77,21 @@ impl Store {
     /// Store a new session.
     pub async fn create_session(&self, record: SessionRecord) -> Result<(), StoreError> {
         self.run(|pool| async move {
+            let sso = record.sso;
             sqlx::query(
-                "INSERT INTO sessions (id_hash, username, created_at, last_seen_at, expires_at, revoked) \
-                 VALUES ($1, $2, $3, $4, $5, 0)",
+                "INSERT INTO sessions (id_hash, username, created_at, last_seen_at, expires_at, revoked, \
+                 sso_provider, sso_subject, sso_sid, id_token) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9)",
             )
             .bind(record.id_hash)
             .bind(record.username)
             .bind(record.created_at)
             .bind(record.last_seen_at)
             .bind(record.expires_at)
+            .bind(sso.as_ref().map(|s| s.provider.clone()))
+            .bind(sso.as_ref().map(|s| s.subject.clone()))
+            .bind(sso.as_ref().and_then(|s| s.sid.clone()))
+            .bind(sso.map(|s| s.id_token))
             .execute(&pool)
             .await
             .map_err(unavailable)?;
@@ -47,25 +103,16 @@ impl Store {
     pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
         let id_hash = id_hash.to_owned();
         self.run(|pool| async move {
-            let row = sqlx::query(
-                "SELECT id_hash, username, created_at, last_seen_at, expires_at, revoked FROM sessions WHERE id_hash = $1",
-            )
-            .bind(id_hash)
-            .fetch_optional(&pool)
-            .await
-            .map_err(unavailable)?;
-            row.map(|r| {
-                Ok(SessionRecord {
-                    id_hash: r.try_get("id_hash")?,
-                    username: r.try_get("username")?,
-                    created_at: r.try_get("created_at")?,
-                    last_seen_at: r.try_get("last_seen_at")?,
-                    expires_at: r.try_get("expires_at")?,
-                    revoked: r.try_get::<i32, _>("revoked")? != 0,
-                })
-            })
-            .transpose()
-            .map_err(|e: sqlx::Error| unavailable(e))
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1");
+            let row = sqlx::query(&sql)
+                .bind(id_hash)
+                .fetch_optional(&pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref()
+                .map(session_from_row)
+                .transpose()
+                .map_err(unavailable)
         })
         .await
     }
@@ -100,6 +147,51 @@ impl Store {
         })
         .await
     }
+
+    /// Revoke the live sessions that came from `provider` for `subject`
+    /// and/or `sid` (when both are given, both must match; when neither is,
+    /// nothing is revoked). Records a `session` change per revoked session
+    /// (as [`Store::revoke_session`] does, so every replica's cache drops
+    /// them) in the same transaction. Returns how many were revoked.
+    pub async fn revoke_sso_sessions(
+        &self,
+        provider: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        if subject.is_none() && sid.is_none() {
+            return Ok(0);
+        }
+        let provider = provider.to_owned();
+        let (subject, sid) = (subject.map(str::to_owned), sid.map(str::to_owned));
+        self.run(|pool| async move {
+            // Only the given conditions, each with its own placeholder.
+            let mut sql = "UPDATE sessions SET revoked = 1 \
+                           WHERE sso_provider = $1 AND revoked = 0 AND expires_at > $2"
+                .to_owned();
+            let mut values = Vec::new();
+            for (column, value) in [("sso_subject", subject), ("sso_sid", sid)] {
+                if let Some(value) = value {
+                    values.push(value);
+                    sql.push_str(&format!(" AND {column} = ${}", values.len() + 2));
+                }
+            }
+            sql.push_str(" RETURNING id_hash");
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut query = sqlx::query(&sql).bind(provider).bind(now());
+            for value in values {
+                query = query.bind(value);
+            }
+            let rows = query.fetch_all(&mut *tx).await.map_err(unavailable)?;
+            for row in &rows {
+                let id_hash: String = row.try_get("id_hash").map_err(unavailable)?;
+                record_change(&mut tx, "session", &id_hash).await?;
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(rows.len() as u64)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +207,7 @@ mod tests {
             last_seen_at: last_seen,
             expires_at: 1_000 + 43_200,
             revoked,
+            sso: None,
         };
         let idle = 3_600;
         let cases = [

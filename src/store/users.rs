@@ -1,5 +1,5 @@
 //! Users in the store: the `users` table (deleting a user also clears its
-//! rows in `two_factor`, `recovery_codes` and `pending_logins`).
+//! rows in `two_factor`, `recovery_codes`, `pending_logins` and `sso_links`).
 
 use super::changes::record_change;
 use super::{is_unique_violation, now, unavailable, Store, StoreError};
@@ -68,6 +68,44 @@ fn user_from_row(row: &AnyRow) -> Result<StoredUser, sqlx::Error> {
 
 const USER_COLUMNS: &str = "id, username, email, name, kind, status, role, password_hash, created_at, updated_at, last_login_at";
 
+/// Insert `user` through `executor` (the pool, or a transaction that writes
+/// more) when `guard` (a SQL condition) holds; `Closed` otherwise,
+/// `Conflict` when the name or e-mail address is taken.
+pub(super) async fn insert_user_row<'c, E>(
+    executor: E,
+    user: &NewUser,
+    guard: &str,
+) -> Result<StoredUser, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let sql = format!(
+        "INSERT INTO users (username, email, name, kind, status, role, password_hash, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, 'enabled', $5, $6, $7, $7 WHERE {guard} RETURNING {USER_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(user.username.clone())
+        .bind(user.email.clone())
+        .bind(user.name.clone())
+        .bind(kind_str(user.kind))
+        .bind(user.role.clone())
+        .bind(user.password_hash.clone())
+        .bind(now())
+        .fetch_optional(executor)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(user.username.clone())
+            } else {
+                unavailable(e)
+            }
+        })?;
+    match row {
+        Some(row) => user_from_row(&row).map_err(unavailable),
+        None => Err(StoreError::Closed),
+    }
+}
+
 impl Store {
     pub async fn create_user(&self, user: NewUser) -> Result<StoredUser, StoreError> {
         self.insert_user(user, "1 = 1").await
@@ -79,35 +117,8 @@ impl Store {
         user: NewUser,
         guard: &'static str,
     ) -> Result<StoredUser, StoreError> {
-        self.run(|pool| async move {
-            let t = now();
-            let sql = format!(
-                "INSERT INTO users (username, email, name, kind, status, role, password_hash, created_at, updated_at) \
-                 SELECT $1, $2, $3, $4, 'enabled', $5, $6, $7, $7 WHERE {guard} RETURNING {USER_COLUMNS}"
-            );
-            let row = sqlx::query(&sql)
-                .bind(user.username.clone())
-                .bind(user.email.clone())
-                .bind(user.name.clone())
-                .bind(kind_str(user.kind))
-                .bind(user.role.clone())
-                .bind(user.password_hash.clone())
-                .bind(t)
-                .fetch_optional(&pool)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::Conflict(user.username.clone())
-                    } else {
-                        unavailable(e)
-                    }
-                })?;
-            match row {
-                Some(row) => user_from_row(&row).map_err(unavailable),
-                None => Err(StoreError::Closed),
-            }
-        })
-        .await
+        self.run(|pool| async move { insert_user_row(&pool, &user, guard).await })
+            .await
     }
 
     pub async fn user(&self, username: &str) -> Result<Option<StoredUser>, StoreError> {
@@ -184,6 +195,7 @@ impl Store {
                         "DELETE FROM two_factor WHERE username = $1",
                         "DELETE FROM recovery_codes WHERE username = $1",
                         "DELETE FROM pending_logins WHERE username = $1",
+                        "DELETE FROM sso_links WHERE username = $1",
                     ] {
                         sqlx::query(sql)
                             .bind(username.clone())
