@@ -12,6 +12,7 @@ use crate::redirect::RedirectPolicy;
 use crate::regulation::Regulator;
 use crate::respond::Responder;
 use crate::settings::Config;
+use crate::sso::Sso;
 use crate::store::Store;
 use crate::tokens::external::TrustedIssuers;
 use crate::tokens::TokenService;
@@ -55,6 +56,14 @@ fn compile_live(config: &Config, shared: &Shared) -> Live {
         ),
         headers: config.headers.clone(),
         session: config.session.clone(),
+        sso: Arc::new(Sso::new(
+            config.sso.clone(),
+            &format!(
+                "{}{}/oidc/callback",
+                config.public_url.as_str().trim_end_matches('/'),
+                config.portal.prefix
+            ),
+        )),
     }
 }
 
@@ -81,6 +90,8 @@ pub struct Live {
     pub two_factor: Arc<TwoFactor>,
     pub headers: HeaderSettings,
     pub session: crate::session::SessionSettings,
+    /// Single sign-on providers (discovered on first use, again after a reload).
+    pub sso: Arc<Sso>,
 }
 
 /// Shared state of a running Gatehouse.
@@ -91,6 +102,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The portal's page title.
     pub title: String,
+    /// The sign-in page shows the password form.
+    pub password_login: bool,
     /// Users, sessions and keys (absent only in tests of the proxy alone).
     pub store: Option<Store>,
     pub redirect: RedirectPolicy,
@@ -144,6 +157,7 @@ impl App {
             responder,
             metrics,
             title: config.portal.title.clone(),
+            password_login: config.portal.password_login,
             store,
             redirect: config.redirect,
             prefix: config.portal.prefix,

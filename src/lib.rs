@@ -36,6 +36,7 @@ pub mod respond;
 pub mod server;
 pub mod session;
 pub mod settings;
+pub mod sso;
 pub mod store;
 pub mod tokens;
 pub mod two_factor;

@@ -49,6 +49,7 @@ pub struct Metrics {
     cache: [IntCounter; 2],
     upstream_errors: IntCounter,
     password_verifications: IntCounter,
+    sso_sign_ins: IntCounterVec,
 }
 
 impl Metrics {
@@ -96,6 +97,14 @@ impl Metrics {
             "gatehouse_password_verifications_total",
             "argon2 verifications run (cache misses on password credentials, dummy hashes included)",
         )?;
+        let sso_sign_ins = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_sso_sign_ins_total",
+                "Single sign-on attempts by provider and outcome",
+            ),
+            &["provider", "outcome"],
+        )?;
+        registry.register(Box::new(sso_sign_ins.clone()))?;
         registry.register(Box::new(password_verifications.clone()))?;
         registry.register(Box::new(requests_vec))?;
         registry.register(Box::new(decision_seconds.clone()))?;
@@ -108,6 +117,7 @@ impl Metrics {
             cache,
             upstream_errors,
             password_verifications,
+            sso_sign_ins,
         })
     }
 
@@ -120,6 +130,15 @@ impl Metrics {
 
     pub fn cache(&self, hit: bool) {
         self.cache[usize::from(!hit)].inc();
+    }
+
+    /// A single sign-on finished with `outcome` (`success`, `refused`,
+    /// `forbidden`, `invalid_token`, `unreachable`, `expired`, `error`).
+    /// Provider ids come from the config, so the label set is bounded.
+    pub fn sso_sign_in(&self, provider: &str, outcome: &str) {
+        self.sso_sign_ins
+            .with_label_values(&[provider, outcome])
+            .inc();
     }
 
     pub fn password_verification(&self) {

@@ -121,10 +121,12 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let portal = portal::router(Arc::new(PortalState {
         title: app.title.clone(),
         prefix: app.prefix.clone(),
+        password_login: app.password_login,
         redirect: app.redirect.clone(),
         responder: app.responder.clone(),
         store: Some(store.clone()),
         templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
+        metrics: metrics.clone(),
     }));
     store_runtime.block_on(app.regulator().sync());
     match store_runtime.block_on(app.live().two_factor.reseal_all()) {

@@ -145,6 +145,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "redirect",
             "metrics",
             "authn",
+            "sso",
             "accounts",
         ],
     ),

@@ -134,6 +134,19 @@ impl NewAccount {
         self.email.as_deref()
     }
 
+    /// The record to store for an account that signs in elsewhere (single
+    /// sign-on): no password, so no password sign-in.
+    pub fn without_password(self) -> NewUser {
+        NewUser {
+            username: self.username,
+            email: self.email,
+            name: self.name,
+            kind: self.kind,
+            role: self.role,
+            password_hash: None,
+        }
+    }
+
     /// Check `password` and hash it into the record to store (slow: see
     /// [`hash_new_password`]).
     pub fn with_password(self, password: &str) -> Result<NewUser, AccountError> {

@@ -61,6 +61,9 @@ pub struct RawConfig {
     /// TOTP second factors.
     #[serde(default)]
     pub two_factor: RawTwoFactor,
+    /// Single sign-on providers.
+    #[serde(default)]
+    pub oidc: RawOidc,
     /// How request paths are read.
     #[serde(default)]
     pub paths: RawPaths,
@@ -154,6 +157,8 @@ pub struct RawPortal {
     pub prefix: Option<String>,
     /// Product name shown on pages (default `Gatehouse`).
     pub title: Option<String>,
+    /// Show the name-and-password form on the sign-in page (default true).
+    pub password_login: Option<bool>,
 }
 
 /// `rules:` after normalisation (a plain list becomes `{rules: list}`).
@@ -360,4 +365,38 @@ pub struct RawTwoFactor {
     pub required_for_roles: Vec<String>,
     /// How long the code may take after the password (default `5m`).
     pub pending_ttl: Option<String>,
+}
+
+/// `oidc:`: single sign-on through OpenID Connect providers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    #[serde(default)]
+    pub providers: Vec<RawOidcProvider>,
+    /// A provider id: the sign-in page goes straight there.
+    pub auto_redirect: Option<String>,
+}
+
+/// One OpenID Connect provider Gatehouse signs people in with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidcProvider {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub username_claim: Option<String>,
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    pub default_role: Option<String>,
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    pub auto_create_users: Option<bool>,
+    pub link_existing_by_email: Option<bool>,
+    pub sync_role: Option<bool>,
 }

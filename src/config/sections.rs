@@ -52,6 +52,8 @@ pub struct PortalSettings {
     /// `/_auth`: no trailing slash.
     pub prefix: String,
     pub title: String,
+    /// The sign-in page shows the name-and-password form.
+    pub password_login: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +222,7 @@ pub fn portal(c: &mut Checker, raw: raw::RawPortal) -> PortalSettings {
     PortalSettings {
         prefix,
         title: raw.title.unwrap_or_else(|| "Gatehouse".into()),
+        password_login: raw.password_login.unwrap_or(true),
     }
 }
 

@@ -38,11 +38,15 @@ pub struct ClientIp(pub Option<std::net::IpAddr>);
 pub struct PortalState {
     pub title: String,
     pub prefix: String,
+    /// The sign-in page shows the password form (`portal.password_login`).
+    pub password_login: bool,
     pub redirect: RedirectPolicy,
     pub responder: Responder,
     /// Checked by `readyz`; keeps sessions.
     pub store: Option<crate::store::Store>,
     pub templates: minijinja::Environment<'static>,
+    /// Counts single sign-ons.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The page templates, compiled into the binary.
@@ -87,6 +91,14 @@ pub fn router(state: Arc<PortalState>) -> Router {
             "/2fa",
             get(pages::second_factor::code_form).post(pages::second_factor::code_submit),
         )
+        .route("/oidc/{id}/authorize", get(pages::sso::authorize))
+        .route("/oidc/callback", get(pages::sso::callback))
+        .route(
+            "/oidc/backchannel-logout",
+            post(api::sso::backchannel_logout),
+        )
+        .route("/api/sso/info", get(api::sso::info))
+        .route("/api/token", post(api::auth::token))
         .route("/account", get(pages::account::show))
         .route("/account/2fa", post(pages::account::enrol))
         .route("/account/2fa/confirm", post(pages::account::confirm))

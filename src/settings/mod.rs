@@ -9,6 +9,7 @@
 
 mod access;
 mod services;
+mod sso;
 
 use crate::config::{
     self, CacheSettings, Checker, ConfigErrors, PortalSettings, ServerSettings, UpstreamSettings,
@@ -19,6 +20,7 @@ use crate::redirect::RedirectPolicy;
 use crate::regulation::RegulationSettings;
 use crate::request::ReadSettings;
 use crate::session::SessionSettings;
+use crate::sso::SsoSettings;
 use crate::tokens::external::IssuerSettings;
 use crate::tokens::TokenSettings;
 use crate::two_factor::TwoFactorSettings;
@@ -47,6 +49,8 @@ pub struct Config {
     pub two_factor: TwoFactorSettings,
     /// How request paths are read (`paths:`).
     pub paths: ReadSettings,
+    /// Single sign-on providers (`oidc:`).
+    pub sso: SsoSettings,
 }
 
 impl Config {
@@ -99,6 +103,7 @@ fn compile(raw: config::raw::RawConfig, c: &mut Checker) -> Option<Config> {
     let trusted_issuers = services::trusted_issuers(c, raw.trusted_issuers, &roles);
     let regulation = services::regulation(c, raw.regulation);
     let two_factor = services::two_factor(c, raw.two_factor, &portal.title, &roles);
+    let sso = sso::oidc(c, raw.oidc, &roles);
     Some(Config {
         server: server?,
         public_url: public_url?,
@@ -120,5 +125,6 @@ fn compile(raw: config::raw::RawConfig, c: &mut Checker) -> Option<Config> {
         regulation,
         two_factor,
         paths,
+        sso,
     })
 }

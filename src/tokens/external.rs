@@ -232,11 +232,15 @@ impl TrustedIssuers {
     }
 }
 
-type KeyEntry = Arc<(DecodingKey, Option<Algorithm>)>;
+/// A usable key and the algorithm its JWK pins, if any.
+pub type KeyEntry = Arc<(DecodingKey, Option<Algorithm>)>;
 
 /// Usable signing keys of a JWKS, by kid; keys for other uses, of unknown
 /// shape, or whose `alg` is not pinned are left out.
-fn decoding_keys(set: &JwkSet, pinned: &[Algorithm]) -> (HashMap<String, KeyEntry>, Vec<KeyEntry>) {
+pub fn decoding_keys(
+    set: &JwkSet,
+    pinned: &[Algorithm],
+) -> (HashMap<String, KeyEntry>, Vec<KeyEntry>) {
     let mut by_kid = HashMap::new();
     let mut anonymous = Vec::new();
     for jwk in &set.keys {

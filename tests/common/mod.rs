@@ -73,7 +73,12 @@ impl Gatehouse {
     }
 
     pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gatehouse {
-        let port = free_port();
+        Self::start_on(free_port(), yaml, env)
+    }
+
+    /// [`Gatehouse::start_with_env`] on a port chosen beforehand (for peers
+    /// that must know Gatehouse's address before it starts).
+    pub fn start_on(port: u16, yaml: &str, env: &[(&str, &str)]) -> Gatehouse {
         let metrics_port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let text = yaml

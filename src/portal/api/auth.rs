@@ -1,5 +1,6 @@
-//! `api/login` (name and password for a token), `api/logout` (revoke the
-//! token or session used), `api/me`, and the public keys (`jwks.json`).
+//! `api/login` (name and password for a token), `api/token` (a signed-in
+//! browser's session for a token), `api/logout` (revoke the token or session
+//! used), `api/me`, and the public keys (`jwks.json`).
 
 use crate::app::Live;
 use crate::credentials::CredentialSource;
@@ -121,14 +122,24 @@ pub(in crate::portal) async fn login(
         Err(_) => return SignInFailure::Unavailable.into_json(&s),
     };
     signed_in(&live, &user.username).await;
+    token_answer(&s, &live, &user, two_factor_enabled).await
+}
+
+/// A signed token for `user`, answered as `api/login` and `api/token` do.
+async fn token_answer(
+    s: &PortalState,
+    live: &Live,
+    user: &crate::directory::UserRecord,
+    two_factor_enabled: bool,
+) -> Response {
     let authn = live.gate.authenticator();
     let now = unix_now();
-    let issued = match authn.tokens().issue(&user, now) {
+    let issued = match authn.tokens().issue(user, now) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a token");
             return error(
-                &s,
+                s,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "token_unavailable",
                 "tokens cannot be issued right now",
@@ -141,8 +152,8 @@ pub(in crate::portal) async fn login(
         }
     }
     tracing::info!(user = %user.username, "token issued");
-    let identity = authn.directory().identity_of(&user, AuthMethod::Jwt);
-    let id = stored_id(&s, &user.username).await;
+    let identity = authn.directory().identity_of(user, AuthMethod::Jwt);
+    let id = stored_id(s, &user.username).await;
     let expires_at = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(issued.expires_at.max(0) as u64),
     )
@@ -157,6 +168,59 @@ pub(in crate::portal) async fn login(
         }))
         .into_response(),
     )
+}
+
+/// `POST api/token`: the signed-in browser's session (same origin) → a
+/// signed token, as `api/login` answers; for single-page apps whose user
+/// signed in on the pages or through single sign-on.
+pub(in crate::portal) async fn token(
+    State(s): State<Arc<PortalState>>,
+    headers: HeaderMap,
+    Caller {
+        live,
+        identity,
+        source,
+    }: Caller,
+) -> Response {
+    if source != CredentialSource::SessionCookie {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "session_required",
+            "send the session cookie of a signed-in browser (programs use `api/login`)",
+        );
+    }
+    if !proven_same_origin(&s, &headers) {
+        return error(
+            &s,
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "a token is only handed to pages of the same origin",
+        );
+    }
+    let user = match live
+        .gate
+        .authenticator()
+        .find_login(&identity.subject)
+        .await
+    {
+        Ok(Some(u)) if u.username == identity.subject => u,
+        Ok(_) => {
+            return error(
+                &s,
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the session's account no longer exists",
+            )
+        }
+        Err(_) => return SignInFailure::Unavailable.into_json(&s),
+    };
+    let two_factor_enabled = live
+        .two_factor
+        .is_enabled(&user.username)
+        .await
+        .unwrap_or(false);
+    token_answer(&s, &live, &user, two_factor_enabled).await
 }
 
 /// `GET api/me`.
@@ -175,15 +239,21 @@ pub(in crate::portal) async fn me(
         ),
         false => (None, false),
     };
-    no_store(
-        Json(user_json(
-            id,
-            &identity,
-            identity.method.as_str(),
-            two_factor_enabled,
-        ))
-        .into_response(),
-    )
+    let mut body = user_json(id, &identity, identity.method.as_str(), two_factor_enabled);
+    body["sso"] = match (&identity.revocation, &s.store) {
+        (Some(Revocation::Session(hash)), Some(store)) => match store.session(hash).await {
+            Ok(Some(record)) => record.sso.map_or(serde_json::Value::Null, |sso| {
+                let name = live
+                    .sso
+                    .provider(&sso.provider)
+                    .map(|p| p.display_name.clone());
+                serde_json::json!({"provider": sso.provider, "display_name": name})
+            }),
+            _ => serde_json::Value::Null,
+        },
+        _ => serde_json::Value::Null,
+    };
+    no_store(Json(body).into_response())
 }
 
 /// `POST api/logout`: revoke the token or session the request came with.

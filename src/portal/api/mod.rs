@@ -3,4 +3,5 @@
 
 pub(super) mod api_keys;
 pub(super) mod auth;
+pub(super) mod sso;
 pub(super) mod two_factor;

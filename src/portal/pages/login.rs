@@ -64,10 +64,16 @@ pub(in crate::portal) fn login_page_response(
         .validate(view.rd)
         .map(String::from)
         .unwrap_or_default();
+    let providers: Vec<minijinja::Value> = live
+        .sso
+        .providers()
+        .map(|p| minijinja::context! { id => &p.id, display_name => &p.display_name })
+        .collect();
     let ctx = minijinja::context! {
         title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix,
         csrf => csrf, rd => rd, username => view.username, error => view.error,
-        setup_open => view.setup_open,
+        setup_open => view.setup_open, providers => providers,
+        password_login => s.password_login || providers.is_empty(),
     };
     page(s, status, "login.html", ctx, set.as_slice())
 }
@@ -79,6 +85,9 @@ pub(in crate::portal) async fn login_page(
     headers: HeaderMap,
 ) -> Response {
     let rd = q.rd.as_deref().unwrap_or("");
+    if let Some(id) = live.sso.auto_redirect() {
+        return crate::portal::pages::sso::send_to_provider(&s, id, rd);
+    }
     let setup_open = is_open(&s, &live).await.unwrap_or(false);
     let view = LoginView {
         rd,
@@ -161,8 +170,23 @@ pub(in crate::portal) async fn logout_submit(
     if !csrf_ok(&s, &headers, &form.csrf) {
         return csrf_refused(&s);
     }
+    let mut provider_logout = None;
     if let (Some(store), Some(id)) = (&s.store, first_cookie(&headers, &live.session.cookie_name)) {
         let hash = session::id_hash(id);
+        // A session from single sign-on also ends at its provider (RP-initiated logout).
+        if let Ok(Some(record)) = store.session(&hash).await {
+            if let Some(sso) = record.sso.filter(|_| !record.revoked) {
+                let back = format!(
+                    "{}{}/login",
+                    s.redirect.public_url().as_str().trim_end_matches('/'),
+                    s.prefix
+                );
+                provider_logout = live
+                    .sso
+                    .end_session_url(&sso.provider, &sso.id_token, &back)
+                    .await;
+            }
+        }
         if let Err(e) = store.revoke_session(&hash).await {
             tracing::error!(error = %e, "cannot revoke a session");
             return s
@@ -177,5 +201,8 @@ pub(in crate::portal) async fn logout_submit(
         live.gate.authenticator().invalidate_revoked(&hash);
     }
     let clear = session::clear_session_cookie(&live.session);
-    see_other(&format!("{}/login", s.prefix), &[clear])
+    match provider_logout {
+        Some(url) => see_other(url.as_str(), &[clear]),
+        None => see_other(&format!("{}/login", s.prefix), &[clear]),
+    }
 }

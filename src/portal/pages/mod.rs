@@ -1,7 +1,8 @@
 //! The server-rendered pages: sign-in and sign-out, the second-factor step,
-//! the account page, and first-run setup. Every form is CSRF-protected.
+//! the account page, first-run setup, and single sign-on's round trip. Every form is CSRF-protected.
 
 pub(super) mod account;
 pub(super) mod login;
 pub(super) mod second_factor;
 pub(super) mod setup;
+pub(super) mod sso;
