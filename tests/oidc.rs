@@ -496,3 +496,94 @@ fn auto_redirect_and_no_password_form() {
         .unwrap();
     assert_eq!(r.status(), 302);
 }
+
+/// Providers come and go with SIGHUP, like roles and rules (no provider
+/// needs to run for that: discovery waits for the first sign-in).
+#[test]
+fn providers_reload_with_sighup() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let one = [provider_yaml("corp", "http://127.0.0.1:9", "")];
+    let g = start_gatehouse(port, dir.path(), &one, "");
+    let ids = || -> Vec<String> {
+        let info: serde_json::Value = client()
+            .get(g.url("/_auth/api/sso/info"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        info["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(), ["corp"]);
+    let text = std::fs::read_to_string(g.config_path()).unwrap();
+    let added = provider_yaml("partner", "http://127.0.0.1:9", "").replace(
+        "{secret_partner}",
+        &dir.path().join("partner.secret").display().to_string(),
+    );
+    std::fs::write(g.config_path(), format!("{text}{added}")).unwrap();
+    g.signal(libc::SIGHUP);
+    eventually("the new provider is offered", || {
+        ids() == ["corp", "partner"]
+    });
+    assert_eq!(
+        client()
+            .get(g.url("/_auth/oidc/partner/authorize"))
+            .send()
+            .unwrap()
+            .status(),
+        502,
+        "known now, and its issuer does not answer"
+    );
+}
+
+/// `config/sso.yaml`, the README's example, as a user runs it: only the
+/// environment says where the provider, the listener and the store are.
+#[test]
+fn the_readme_example_signs_in() {
+    let Some(op_dir) = oidc_provider_dir_or_skip("the_readme_example_signs_in") else {
+        return;
+    };
+    let port = free_port();
+    let corp = OidcProvider::start(
+        &op_dir,
+        free_port(),
+        &OpOptions::new(
+            "gatehouse",
+            "readme-secret",
+            &format!("http://127.0.0.1:{port}/_auth/oidc/callback"),
+        )
+        .user(OpUser::new("alice").groups(&["devs"])),
+    );
+    let yaml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sso.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("readme.db").display());
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://127.0.0.1:{port}");
+    let issuer = corp.issuer();
+    let g = Gatehouse::start_on(
+        port,
+        &yaml,
+        &[
+            ("GATEHOUSE__SERVER__LISTEN", &listen),
+            ("GATEHOUSE__PUBLIC_URL", &public),
+            ("GATEHOUSE__STORE__URL", &store),
+            ("GATEHOUSE__OIDC__PROVIDERS__0__ISSUER", &issuer),
+            (
+                "GATEHOUSE__OIDC__PROVIDERS__0__CLIENT_SECRET",
+                "readme-secret",
+            ),
+        ],
+    );
+    let mut a = Browser::new();
+    let callback = a.go_to_provider(&g, "idp", "alice", &g.url("/"));
+    assert_eq!(a.back(&callback).status(), 303);
+    let me = a.me(&g);
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["role"], "editor");
+}
