@@ -247,3 +247,41 @@ fn explain_names_the_rule_and_the_decision() {
     assert_eq!(code, 2);
     assert!(err.contains("no user `ghost`"));
 }
+
+#[test]
+fn single_sign_on_settings_are_checked_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "sso.yaml",
+        r#"upstream:
+  url: "echo:"
+oidc:
+  providers:
+    - id: Corp
+      issuer: "not a url"
+      client_id: ""
+      scopes: [email]
+      role_map: { admins: ghost }
+    - id: ok
+      issuer: "https://idp.example.com"
+      client_id: gatehouse
+      default_role: nobody
+  auto_redirect: elsewhere
+"#,
+    );
+    let (code, _out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "oidc.providers[0].id (line 5)",
+        "oidc.providers[0].issuer (line 6)",
+        "oidc.providers[0].client_id (line 7)",
+        "oidc.providers[0].scopes (line 8)",
+        "oidc.providers[0].role_map.admins (line 9)",
+        "oidc.providers[1].default_role (line 13)",
+        "oidc.auto_redirect (line 14)",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+    assert!(err.contains("7 error(s)"), "{err}");
+}

@@ -297,21 +297,13 @@ pub(super) fn trusted_issuers(
         if algorithms.is_empty() {
             algorithms.push(Algorithm::RS256);
         }
-        let default_role = t.default_role.unwrap_or_else(|| "user".into());
-        if !roles.contains(&default_role) {
-            c.err(
-                &at("default_role"),
-                format!("role `{default_role}` is not defined under `roles`"),
-            );
-        }
-        for (claim, role) in &t.role_map {
-            if !roles.contains(role) {
-                c.err(
-                    &format!("trusted_issuers[{i}].role_map.{claim}"),
-                    format!("role `{role}` is not defined under `roles`"),
-                );
-            }
-        }
+        let default_role = mapped_roles(
+            c,
+            &format!("trusted_issuers[{i}]"),
+            t.default_role,
+            &t.role_map,
+            roles,
+        );
         let leeway = c.duration(&at("leeway"), t.leeway.as_deref(), Duration::from_secs(5));
         out.push(IssuerSettings {
             issuer: t.issuer,
@@ -422,4 +414,31 @@ pub(super) fn two_factor(
         cipher,
         pending_ttl,
     }
+}
+
+/// `default_role` (default `user`) and every role `role_map` names must be
+/// defined; `at` is the entry's key path. Answers the default role.
+pub(super) fn mapped_roles(
+    c: &mut Checker,
+    at: &str,
+    default_role: Option<String>,
+    role_map: &std::collections::BTreeMap<String, String>,
+    roles: &Roles,
+) -> String {
+    let default_role = default_role.unwrap_or_else(|| "user".into());
+    if !roles.contains(&default_role) {
+        c.err(
+            &format!("{at}.default_role"),
+            format!("role `{default_role}` is not defined under `roles`"),
+        );
+    }
+    for (from, role) in role_map {
+        if !roles.contains(role) {
+            c.err(
+                &format!("{at}.role_map.{from}"),
+                format!("role `{role}` is not defined under `roles`"),
+            );
+        }
+    }
+    default_role
 }

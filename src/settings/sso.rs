@@ -1,5 +1,6 @@
 //! `oidc:`: the single sign-on providers, checked into [`SsoSettings`].
 
+use super::services::mapped_roles;
 use crate::config::raw;
 use crate::config::Checker;
 use crate::directory::Roles;
@@ -42,21 +43,13 @@ pub(super) fn oidc(c: &mut Checker, raw: raw::RawOidc, roles: &Roles) -> SsoSett
         if !scopes.iter().any(|s| s == "openid") {
             c.err(&at("scopes"), "must include `openid`");
         }
-        let default_role = p.default_role.unwrap_or_else(|| "user".into());
-        if !roles.contains(&default_role) {
-            c.err(
-                &at("default_role"),
-                format!("role `{default_role}` is not defined under `roles`"),
-            );
-        }
-        for (group, role) in &p.role_map {
-            if !roles.contains(role) {
-                c.err(
-                    &format!("oidc.providers[{i}].role_map.{group}"),
-                    format!("role `{role}` is not defined under `roles`"),
-                );
-            }
-        }
+        let default_role = mapped_roles(
+            c,
+            &format!("oidc.providers[{i}]"),
+            p.default_role,
+            &p.role_map,
+            roles,
+        );
         let allowed_email_domains = p
             .allowed_email_domains
             .iter()
