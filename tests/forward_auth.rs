@@ -1010,3 +1010,143 @@ fn verify_judges_every_reading_the_app_could_make() {
         assert_eq!(r.status(), 403, "{host}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Single sign-on behind the proxy
+// ---------------------------------------------------------------------------
+
+/// Real OpenID providers (`GATEHOUSE_TEST_OIDC_PROVIDER`), as in tests/oidc.rs.
+#[path = "common/oidc.rs"]
+mod oidc;
+
+/// A browser's request through the proxy: its cookies from `jar` (by origin
+/// and path), no redirects followed, the cookies the answer sets kept.
+fn browse(jar: &oidc::ProviderCookies, url: &str) -> Response {
+    let url = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let mut rb = client().get(url.clone()).header("accept", BROWSER);
+    if let Some(cookies) = jar.header_for(&url) {
+        rb = rb.header("cookie", cookies);
+    }
+    let r = rb.send().unwrap();
+    jar.store(&url, &r);
+    r
+}
+
+/// Traefik in front of the app, Gatehouse its forward-auth target with one
+/// real OpenID provider: a browser without a session is sent to the sign-in
+/// page, signs in at the provider, and lands back on the app it asked for,
+/// as the provider's user. Everything the browser visits is on the proxy's
+/// origin (`/_auth/` routed to Gatehouse), so the provider's redirect URI is
+/// the proxy's too.
+#[test]
+fn sso_through_traefik_forward_auth_ends_back_at_the_app() {
+    let kind = Kind::Traefik;
+    let Some(bin) = kind.binary() else {
+        println!(
+            "SKIP: {} not found (set {} or put it on PATH)",
+            kind.program(),
+            kind.env_var()
+        );
+        return;
+    };
+    let Some(op_dir) =
+        oidc::oidc_provider_dir_or_skip("sso_through_traefik_forward_auth_ends_back_at_the_app")
+    else {
+        return;
+    };
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let callback = format!("{public_url}/_auth/oidc/callback");
+    let corp = oidc::OidcProvider::start(
+        &op_dir,
+        free_port(),
+        &oidc::OpOptions::new("gatehouse-corp", "secret-of-corp", &callback).user(
+            oidc::OpUser::new("sam")
+                .sub("corp-sam")
+                .email("sam@corp.test")
+                .groups(&["devs"]),
+        ),
+    );
+    // The example Gatehouse, plus the provider.
+    let yaml = swap(
+        &example("gatehouse.yaml"),
+        EXAMPLE_GATEHOUSE,
+        "127.0.0.1:{port}",
+    );
+    let mut yaml = swap(&yaml, EXAMPLE_PROXY, &format!("127.0.0.1:{port}"));
+    yaml.push_str(&format!(
+        "\noidc:\n  providers:\n    - id: corp\n      display_name: \"Corp SSO\"\n      \
+         issuer: \"{}\"\n      client_id: gatehouse-corp\n      client_secret: secret-of-corp\n      \
+         scopes: [openid, email, profile, groups]\n      role_map: {{ devs: editor }}\n",
+        corp.issuer()
+    ));
+    let g = Gatehouse::start(&yaml);
+    let p = Proxy::start(kind, &bin, port, g.port);
+    let jar = oidc::ProviderCookies::new();
+
+    // No session: Gatehouse (through Traefik) sends the browser to sign in.
+    let original = p.url("/posts/1?x=1&y=%C3%A9");
+    let r = browse(&jar, &original);
+    assert_eq!(r.status(), 302, "browser without a session");
+    let login = header(&r, "location");
+    assert!(login.starts_with(&p.url("/_auth/login?rd=")), "{login}");
+    assert_eq!(rd_of(&login).as_deref(), Some(original.as_str()));
+
+    // The sign-in page (on the proxy's origin: Traefik routes `/_auth/` to
+    // Gatehouse) offers the provider's button, carrying rd along; clicking it
+    // goes off to the provider with the binding cookie set.
+    let r = browse(&jar, &login);
+    assert_eq!(r.status(), 200, "the sign-in page");
+    let page = r.text().unwrap();
+    let href = page
+        .split("class=\"button provider\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a provider button")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let rd: String = url::form_urlencoded::byte_serialize(original.as_bytes()).collect();
+    assert_eq!(href, format!("/_auth/oidc/corp/authorize?rd={rd}"));
+    let authorize = p.url(&href);
+    let r = browse(&jar, &authorize);
+    let to = header(&r, "location");
+    assert_eq!(
+        r.status(),
+        302,
+        "authorize: {}",
+        r.text().unwrap_or_default()
+    );
+    assert!(to.starts_with(&corp.issuer()), "{to}");
+    assert_eq!(
+        oidc::query_param(&to, "redirect_uri").as_deref(),
+        Some(callback.as_str())
+    );
+    let back = oidc::sign_in_at_provider(&client(), &jar, &to, "sam", &callback);
+
+    // The callback, through Traefik, signs the browser in and returns it to
+    // the app URL it first asked for.
+    let r = browse(&jar, &back);
+    let status = r.status();
+    let location = header(&r, "location");
+    assert_eq!(status, 303, "callback: {}", r.text().unwrap_or_default());
+    assert_eq!(location, original, "back where the browser was");
+    let sent = jar.header_for(&reqwest::Url::parse(&original).unwrap());
+    assert!(
+        sent.is_some_and(|c| c.contains("gatehouse_session=")),
+        "the session cookie is sent to the app's URLs"
+    );
+
+    // That request now reaches the app as the provider's user.
+    let seen = app_saw(browse(&jar, &location), "after single sign-on");
+    assert_eq!(seen["path"], "/posts/1");
+    assert_eq!(seen["query"], "x=1&y=%C3%A9");
+    let h = &seen["headers"];
+    assert_eq!(h["remote-user"], "sam", "{h}");
+    assert_eq!(h["remote-email"], "sam@corp.test", "{h}");
+    assert_eq!(h["remote-groups"], "editor", "{h}");
+    assert_eq!(h["x-auth-request-user"], "sam", "{h}");
+    assert_eq!(h["x-auth-method"], "session", "{h}");
+    drop(p);
+    drop(g);
+    drop(corp);
+}

@@ -222,6 +222,18 @@ fn two_providers_sign_in_link_refuse_and_log_out() {
         "{page}"
     );
     assert!(page.contains("/oidc/partner/authorize"), "{page}");
+    // Sent to the sign-in page from a deep link, the buttons keep it.
+    let r = client()
+        .get(g.url("/app/deep?x=1&y=2"))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    let login = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = client().get(&login).send().unwrap();
+    assert_eq!(r.status(), 200, "{login}");
+    let page = r.text().unwrap();
+    let encoded = format!("?rd=http%3A%2F%2F127.0.0.1%3A{port}%2Fapp%2Fdeep%3Fx%3D1%26y%3D2");
+    assert!(page.contains(&encoded), "{encoded} not in {page}");
     let info: serde_json::Value = client()
         .get(g.url("/_auth/api/sso/info"))
         .send()

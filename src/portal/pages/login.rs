@@ -73,6 +73,7 @@ pub(in crate::portal) fn login_page_response(
         title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix,
         csrf => csrf, rd => rd, username => view.username, error => view.error,
         setup_open => view.setup_open, providers => providers,
+        rd_query => url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>(),
         password_login => s.password_login || providers.is_empty(),
     };
     page(s, status, "login.html", ctx, set.as_slice())
