@@ -599,3 +599,70 @@ fn the_readme_example_signs_in() {
     assert_eq!(me["username"], "alice");
     assert_eq!(me["role"], "editor");
 }
+
+/// A name held by a config-file user is never taken over by a provider's
+/// account (409, a page that says so), and a disabled account stays out.
+#[test]
+fn taken_names_and_disabled_accounts_are_refused() {
+    let Some(op_dir) = oidc_provider_dir_or_skip("taken_names_and_disabled_accounts_are_refused")
+    else {
+        return;
+    };
+    let port = free_port();
+    let corp = OidcProvider::start(
+        &op_dir,
+        free_port(),
+        &OpOptions::new(
+            "gatehouse-corp",
+            "secret-of-corp",
+            &format!("http://127.0.0.1:{port}/_auth/oidc/callback"),
+        )
+        .user(OpUser::new("root").email("root@corp.test"))
+        .user(OpUser::new("mia").email("mia@corp.test")),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hash = hash_password("root's own password");
+    let users =
+        format!("users:\n  - username: root\n    password_hash: \"{hash}\"\n    role: admin\n");
+    let g = start_gatehouse(
+        port,
+        dir.path(),
+        &[provider_yaml("corp", &corp.issuer(), "")],
+        &users,
+    );
+
+    let mut r = Browser::new();
+    let callback = r.go_to_provider(&g, "corp", "root", &g.url("/"));
+    let answer = r.back(&callback);
+    assert_eq!(answer.status(), 409);
+    assert!(answer
+        .text()
+        .unwrap()
+        .contains("belongs to another account"));
+    assert!(
+        r.session.is_none(),
+        "never signed in as the config-file root"
+    );
+
+    let mut m = Browser::new();
+    let callback = m.go_to_provider(&g, "corp", "mia", &g.url("/"));
+    assert_eq!(m.back(&callback).status(), 303);
+    let store = format!("sqlite://{}", dir.path().join("sso.db").display());
+    let cli = dir.path().join("cli.yaml");
+    std::fs::write(
+        &cli,
+        store_yaml(&store, "")
+            .replace("{port}", "1")
+            .replace("{metrics_port}", "2"),
+    )
+    .unwrap();
+    let (code, _, err) = gatehouse_cmd(
+        &["user", "disable", "mia", "-c", &cli.display().to_string()],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut again = Browser::new();
+    let callback = again.go_to_provider(&g, "corp", "mia", &g.url("/"));
+    assert_eq!(again.back(&callback).status(), 403);
+    assert!(again.session.is_none());
+}
