@@ -2,11 +2,15 @@
 //! driven by npm `playwright-core` from `tests/browser/*.mjs`, against the
 //! real binary. Found through `GATEHOUSE_TEST_CHROMIUM` (the browser's path);
 //! `.ci/run` installs both and sets it. Screenshots land in
-//! `target/screenshots/`.
+//! `target/screenshots/`. The single sign-on test also needs the OpenID
+//! providers of `GATEHOUSE_TEST_OIDC_PROVIDER` (see `tests/common/oidc.rs`).
 
 mod common;
+#[path = "common/oidc.rs"]
+mod oidc;
 
 use common::*;
+use oidc::*;
 use std::path::Path;
 use std::process::Command;
 
@@ -58,6 +62,103 @@ fn two_factor_enrolment_and_sign_in_in_chromium() {
     );
     assert!(stdout.contains("browser test passed"), "{stdout}");
     for shot in ["login.png", "two-factor.png", "account-enrol.png"] {
+        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+    }
+}
+
+/// One `oidc:` provider entry: `display_name` as the sign-in button shows it.
+fn sso_provider_yaml(id: &str, display: &str, issuer: &str, secret_file: &Path) -> String {
+    format!(
+        "    - id: {id}\n      display_name: \"{display}\"\n      issuer: \"{issuer}\"\n      client_id: gatehouse-{id}\n      client_secret_file: \"{}\"\n      scopes: [openid, email, profile, groups]\n      role_map: {{ admins: admin }}\n",
+        secret_file.display()
+    )
+}
+
+#[test]
+fn single_sign_on_in_chromium() {
+    let test = "single_sign_on_in_chromium";
+    // Both checks run, so each missing piece gets its own SKIP line.
+    let chromium = chromium_or_skip(test);
+    let op_dir = oidc_provider_dir_or_skip(test);
+    let (Some(chromium), Some(op_dir)) = (chromium, op_dir) else {
+        return;
+    };
+
+    // Two providers, each with its own client and user; both send the
+    // browser back to Gatehouse, whose port is chosen first.
+    let port = free_port();
+    let callback = format!("http://127.0.0.1:{port}/_auth/oidc/callback");
+    let corp = OidcProvider::start(
+        &op_dir,
+        free_port(),
+        &OpOptions::new("gatehouse-corp", "secret-of-corp", &callback).user(
+            OpUser::new("alice")
+                .sub("corp-alice")
+                .email("alice@corp.test")
+                .name("Alice Example")
+                .groups(&["admins"]),
+        ),
+    );
+    let partner = OidcProvider::start(
+        &op_dir,
+        free_port(),
+        &OpOptions::new("gatehouse-partner", "secret-of-partner", &callback).user(
+            OpUser::new("dave")
+                .sub("partner-dave")
+                .email("dave@partner.test")
+                .name("Dave Example"),
+        ),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("sso.db").display());
+    // A local administrator, so the page offers sign-in, not first-time setup.
+    add_store_user(
+        &store,
+        dir.path(),
+        "root",
+        "the local admin's password",
+        &["--role", "admin"],
+    );
+    let mut yaml = store_yaml(&store, "portal:\n  title: \"Acme\"\noidc:\n  providers:\n");
+    for (id, display, op) in [
+        ("corp", "Corp SSO", &corp),
+        ("partner", "Partner SSO", &partner),
+    ] {
+        let secret = dir.path().join(format!("{id}.secret"));
+        std::fs::write(&secret, format!("{}\n", op.options().client_secret)).unwrap();
+        yaml.push_str(&sso_provider_yaml(id, display, &op.issuer(), &secret));
+    }
+    let g = Gatehouse::start_on(port, &yaml, &[]);
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shots = root.join("target/screenshots");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/sso.mjs"))
+        .env("GATEHOUSE_URL", g.url(""))
+        .env("CORP_ISSUER", corp.issuer())
+        .env("PARTNER_ISSUER", partner.issuer())
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (install nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}\ncorp provider log:\n{}\npartner provider log:\n{}",
+        corp.log(),
+        partner.log()
+    );
+    assert!(stdout.contains("browser test passed"), "{stdout}");
+    for shot in [
+        "sso-login.png",
+        "sso-provider-login.png",
+        "sso-provider-consent.png",
+        "sso-app.png",
+        "sso-me.png",
+    ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }
 }
