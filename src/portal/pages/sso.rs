@@ -91,7 +91,7 @@ fn sso_problem(e: &SsoError) -> (StatusCode, &'static str, &'static str) {
     match e {
         SsoError::UnknownProvider(_) => (
             StatusCode::NOT_FOUND,
-            "expired",
+            "unknown_provider",
             "That sign-in provider is not configured here.",
         ),
         SsoError::Unreachable(_) => (
