@@ -1,6 +1,6 @@
 //! `App`: everything a running Gatehouse shares across workers, compiled
 //! from a validated [`Config`]. The parts a reload replaces (policy, users,
-//! keys, roles, header names, cache) sit in [`Live`] behind an `ArcSwap`:
+//! keys, roles, header names, cache, the password rule) sit in [`Live`] behind an `ArcSwap`:
 //! a request takes one snapshot and keeps it to the end, so a reload never
 //! splits a request between two configurations and drops no connection.
 
@@ -56,6 +56,8 @@ fn compile_live(config: &Config, shared: &Shared) -> Live {
         ),
         headers: config.headers.clone(),
         session: config.session.clone(),
+        passwords: config.passwords.clone(),
+        registration: config.registration.clone(),
         sso: Arc::new(Sso::new(
             config.sso.clone(),
             &format!(
@@ -90,6 +92,10 @@ pub struct Live {
     pub two_factor: Arc<TwoFactor>,
     pub headers: HeaderSettings,
     pub session: crate::session::SessionSettings,
+    /// What a new password must be, how long a reset link lives (`passwords:`).
+    pub passwords: crate::accounts::users::PasswordPolicy,
+    /// Who may create their own account (`registration:`).
+    pub registration: crate::accounts::registration::RegistrationSettings,
     /// Single sign-on providers (discovered on first use, again after a reload).
     pub sso: Arc<Sso>,
 }

@@ -26,6 +26,10 @@ pub struct UserRecord {
     pub role: String,
     /// argon2id PHC string; `None` means password login is impossible.
     pub password_hash: Option<String>,
+    /// Bumped by every password change of a stored user (always 0 for
+    /// config-file users): Gatehouse's tokens carry the value they were
+    /// issued under, and one issued under an older value is refused.
+    pub credentials_version: i64,
 }
 
 /// An API key as configured: only its SHA-256 is known.

@@ -11,6 +11,7 @@
 //! Traefik, Caddy and nginx. [`proxy`] is the Pingora glue, [`portal`] the
 //! pages and API under the prefix, [`server`] the assembly. [`accounts`] keeps
 //! the rules for creating users and stored API keys, whoever creates them.
+//! [`mail`] renders mail and delivers the store's outbox over SMTP.
 
 pub mod accounts;
 pub mod app;
@@ -24,6 +25,7 @@ pub mod forward_auth;
 pub mod fuzzing;
 pub mod gate;
 pub mod identity;
+pub mod mail;
 pub mod metrics;
 pub mod permission;
 pub mod policy;

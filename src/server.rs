@@ -110,6 +110,8 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         .block_on(store.last_change_id())
         .map_err(|e| e.to_string())?;
     let tokens = store_runtime.block_on(token_service(&config, &store))?;
+    let smtp = config.smtp.clone();
+    let mail_templates = config.mail_templates.clone();
     let app = App::new(
         config,
         metrics.clone(),
@@ -127,6 +129,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         store: Some(store.clone()),
         templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
         metrics: metrics.clone(),
+        mail: Arc::new(mail_templates),
     }));
     store_runtime.block_on(app.regulator().sync());
     match store_runtime.block_on(app.live().two_factor.reseal_all()) {
@@ -146,6 +149,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         .find_time
         .max(std::time::Duration::from_secs(3600));
     store_runtime.spawn(housekeeping(store.clone(), keep));
+    send_mail(&store_runtime, &store, smtp)?;
     if let Some(path) = config_path {
         // Registered now, so a SIGHUP right after start cannot kill the process.
         let hangup = {
@@ -249,6 +253,32 @@ async fn token_service(config: &Config, store: &Store) -> Result<TokenService, S
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(TokenService::new(&config.tokens, keys))
+}
+
+/// Deliver the outbox through `smtp`, or say once that mail waits.
+fn send_mail(
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    smtp: Option<crate::mail::SmtpSettings>,
+) -> Result<(), String> {
+    match smtp {
+        Some(smtp) => {
+            let sender =
+                crate::mail::Sender::new(store.clone(), &smtp).map_err(|e| format!("smtp: {e}"))?;
+            tracing::info!(server = %smtp.describe(), "mail goes out through SMTP");
+            runtime.spawn(sender.run());
+        }
+        None => match runtime.block_on(store.unsent_mail_count()) {
+            Ok(n) if n > 0 => tracing::warn!(
+                waiting = n,
+                "mail is not configured (no `smtp` section): mail waits in the outbox until it is"
+            ),
+            _ => tracing::info!(
+                "mail is not configured (no `smtp` section): mail waits in the outbox until it is"
+            ),
+        },
+    }
+    Ok(())
 }
 
 /// Delete expired sessions, revoked tokens past their expiry, ended bans,

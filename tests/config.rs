@@ -285,3 +285,107 @@ oidc:
     }
     assert!(err.contains("7 error(s)"), "{err}");
 }
+
+#[test]
+fn smtp_settings_are_checked_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "smtp.yaml",
+        r#"upstream:
+  url: "echo:"
+smtp:
+  host: smtp.example.com
+  port: 0
+  security: none
+  username: gatehouse
+  from: "not an address"
+  templates_dir: /nonexistent/gatehouse-mail
+"#,
+    );
+    let (code, _out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "smtp.port (line 5): must be 1-65535",
+        "smtp.security (line 6): `none` sends logins and links in clear text, so only to a loopback host",
+        "smtp.username (line 7): set `password` (or `password_file`) too",
+        "smtp.from (line 8): `not an address` is not a mail address",
+        "smtp.templates_dir (line 9): `/nonexistent/gatehouse-mail` is not a directory",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+    assert!(err.contains("5 error(s)"), "{err}");
+
+    // A misspelt variable in an override fails the check, not a mail.
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    std::fs::write(mail.join("password_reset.txt"), "Open {{ lnik }}\n").unwrap();
+    let secret = write(&dir, "smtp-password", "s3cret\n");
+    let p = write(
+        &dir,
+        "smtp2.yaml",
+        &format!(
+            r#"upstream:
+  url: "echo:"
+smtp:
+  security: plain
+  password_file: {secret}
+  templates_dir: {}
+"#,
+            mail.display()
+        ),
+    );
+    let (code, _out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "smtp.host (line 3): required: the SMTP server's name or address",
+        "smtp.security (line 4): `plain` must be `starttls`, `tls` or `none`",
+        "smtp.password (line 3): set `username` too, or neither",
+        "smtp.from (line 3): required",
+        "smtp.templates_dir (line 6): mail template `password_reset.txt`: undefined value",
+        "(this mail's variables: title, link, ttl_minutes, username)",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+
+    // Fixed, with the password from its file and the port from the security.
+    std::fs::write(mail.join("password_reset.txt"), "Open {{ link }}\n").unwrap();
+    let p = write(
+        &dir,
+        "smtp3.yaml",
+        &format!(
+            r#"upstream:
+  url: "echo:"
+smtp:
+  host: localhost
+  security: none
+  username: gatehouse
+  password_file: {secret}
+  from: "Example App <no-reply@example.com>"
+  templates_dir: {}
+"#,
+            mail.display()
+        ),
+    );
+    let (code, out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn registration_settings_are_checked_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "reg.yaml",
+        "upstream:\n  url: \"echo:\"\nregistration:\n  mode: sometimes\n  default_role: ghost\n  activation_ttl: 10s\n",
+    );
+    let (code, _out, err) = gatehouse(&["check-config", "-c", &p], &[]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "registration.mode (line 4)",
+        "registration.default_role (line 5)",
+        "registration.activation_ttl (line 6)",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}

@@ -147,6 +147,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "authn",
             "sso",
             "accounts",
+            "mail",
         ],
     ),
     ("policy decision", &["policy", "gate"]),

@@ -115,6 +115,7 @@ async fn conformance(url: &str) {
     );
     assert_eq!(store.user("robot").await.unwrap(), None);
     tokens_keys_and_regulation(&store, &store2).await;
+    outbox(&store, &store2).await;
 }
 
 /// The rest of the schema: e-mail lookup, the first-user guard, revoked
@@ -608,6 +609,140 @@ async fn sso(store: &Store, other: &Store) {
             .collect::<Vec<_>>(),
         vec![("session", "sa"), ("session", "sb"), ("session", "se")],
         "every replica's cache drops each revoked session"
+    );
+}
+
+/// The outbox: a mail is claimed by one handle at a time (a lease), a
+/// failed one is due again at its next attempt, a sent one never again, and
+/// sent mail is purged after a week; two handles draining many mails at once
+/// claim each exactly once.
+async fn outbox(store: &Store, other: &Store) {
+    use gatehouse::store::OutgoingMail;
+    let mail = |i: usize| OutgoingMail {
+        to: format!("User {i} <user{i}@example.test>"),
+        subject: format!("Mail {i}"),
+        text: format!("text {i}"),
+        html: i.is_multiple_of(2).then(|| format!("<p>{i}</p>")),
+    };
+    let now = gatehouse::store::unix_now();
+    assert_eq!(store.claim_mail(now, 60).await.unwrap(), None, "empty");
+    let a = store.enqueue_mail(&mail(0)).await.unwrap();
+    let b = other.enqueue_mail(&mail(1)).await.unwrap();
+    assert!(b > a);
+    assert_eq!(store.unsent_mail_count().await.unwrap(), 2);
+
+    let got = store
+        .claim_mail(now, 60)
+        .await
+        .unwrap()
+        .expect("a due mail");
+    assert_eq!(
+        (got.id, &got.mail, got.attempts, got.last_error.as_deref()),
+        (a, &mail(0), 0, None),
+        "oldest first, as enqueued"
+    );
+    let got_b = other
+        .claim_mail(now, 60)
+        .await
+        .unwrap()
+        .expect("the next one");
+    assert_eq!(
+        (got_b.id, &got_b.mail),
+        (b, &mail(1)),
+        "no HTML kept as none"
+    );
+    assert_eq!(
+        store.claim_mail(now, 60).await.unwrap(),
+        None,
+        "both leased"
+    );
+    assert_eq!(
+        other.claim_mail(now + 59, 60).await.unwrap(),
+        None,
+        "leased, also for another handle"
+    );
+    let lapsed = other
+        .claim_mail(now + 60, 60)
+        .await
+        .unwrap()
+        .expect("lease over");
+    assert_eq!(lapsed.id, a, "a sender that died gives its mail back");
+
+    store
+        .mark_mail_failed(a, now + 90, "cannot connect")
+        .await
+        .unwrap();
+    let e = other.outbox_entry(a).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            e.attempts,
+            e.next_attempt_at,
+            e.claimed_until,
+            e.sent_at,
+            e.last_error.as_deref()
+        ),
+        (1, now + 90, None, None, Some("cannot connect"))
+    );
+    assert_eq!(e.mail, mail(0));
+    assert_eq!(
+        store.claim_mail(now + 89, 60).await.unwrap().map(|m| m.id),
+        Some(b),
+        "b's lease is over, a is not due yet"
+    );
+    assert_eq!(
+        other.claim_mail(now + 89, 60).await.unwrap(),
+        None,
+        "a not due"
+    );
+    let retry = other
+        .claim_mail(now + 90, 60)
+        .await
+        .unwrap()
+        .expect("due again");
+    assert_eq!(
+        (retry.id, retry.attempts, retry.last_error.as_deref()),
+        (a, 1, Some("cannot connect"))
+    );
+    store.mark_mail_sent(a).await.unwrap();
+    other.mark_mail_sent(b).await.unwrap();
+    assert_eq!(
+        store.claim_mail(now + 1_000_000, 60).await.unwrap(),
+        None,
+        "sent mail is never claimed again"
+    );
+    let sent = store.outbox_entry(a).await.unwrap().unwrap();
+    assert!(sent.sent_at.is_some_and(|t| t >= now) && sent.claimed_until.is_none());
+    assert_eq!(store.unsent_mail_count().await.unwrap(), 0);
+    store.purge(now + 86_400, now - 3600).await.unwrap();
+    assert!(
+        store.outbox_entry(a).await.unwrap().is_some(),
+        "kept a week"
+    );
+    store.purge(now + 8 * 86_400, now - 3600).await.unwrap();
+    assert_eq!(store.outbox_entry(a).await.unwrap(), None, "then purged");
+
+    // Two handles (two replicas) drain 40 mails at once.
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(store.enqueue_mail(&mail(100 + i)).await.unwrap());
+    }
+    let t = gatehouse::store::unix_now();
+    let drain = |s: Store| async move {
+        let mut got = Vec::new();
+        while let Some(m) = s.claim_mail(t, 600).await.unwrap() {
+            got.push(m.id);
+        }
+        got
+    };
+    let (x, y) = tokio::join!(drain(store.clone()), drain(other.clone()));
+    let mut all: Vec<i64> = x.iter().chain(&y).copied().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        ids,
+        "every mail claimed exactly once ({} + {})",
+        x.len(),
+        y.len()
     );
 }
 

@@ -1,6 +1,7 @@
 //! Stored API keys: what a new key's name and permissions must be, and its
-//! creation (a fresh random key, of which only the SHA-256 is stored). Both
-//! `gatehouse apikey create` and `POST api/me/api-keys` create keys here.
+//! creation (a fresh random key, of which only the SHA-256 is stored), and
+//! when a key given a lifetime expires. `gatehouse apikey create`, `POST
+//! api/me/api-keys` and the account page create keys here.
 
 use super::users::valid_name;
 use crate::permission::{Permission, PermissionSet};
@@ -17,6 +18,8 @@ pub enum ApiKeyError {
     /// within (the permissions of whoever asks for it).
     #[error("`{0}` is not held by the key's owner, so the key cannot hold it")]
     NotAllowed(String),
+    #[error("a key's lifetime is a positive number of seconds or a duration like `30d`")]
+    InvalidLifetime,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,6 +66,18 @@ pub fn check_api_key(
         }
     }
     Ok(())
+}
+
+/// When a key created at `now` (Unix seconds) with `lifetime` (`30d`,
+/// `12h`, or a number of seconds; more than zero) expires.
+pub fn expires_after(lifetime: &str, now: i64) -> Result<i64, ApiKeyError> {
+    match crate::config::parse_duration(lifetime) {
+        Ok(d) if !d.is_zero() => {
+            let secs = i64::try_from(d.as_secs()).map_err(|_| ApiKeyError::InvalidLifetime)?;
+            now.checked_add(secs).ok_or(ApiKeyError::InvalidLifetime)
+        }
+        _ => Err(ApiKeyError::InvalidLifetime),
+    }
 }
 
 /// Check `new` ([`check_api_key`]) and store a fresh key for it. Whether the
@@ -180,6 +195,25 @@ mod tests {
                 want,
                 "{name:?} {list:?} within {within:?}"
             );
+        }
+    }
+
+    #[test]
+    fn lifetimes() {
+        let now = 1_000;
+        for (lifetime, want) in [
+            ("30d", Ok(1_000 + 30 * 86_400)),
+            ("12h", Ok(1_000 + 12 * 3_600)),
+            ("90", Ok(1_090)),
+            (" 1h ", Ok(4_600)),
+            ("0", Err(ApiKeyError::InvalidLifetime)),
+            ("0s", Err(ApiKeyError::InvalidLifetime)),
+            ("", Err(ApiKeyError::InvalidLifetime)),
+            ("soon", Err(ApiKeyError::InvalidLifetime)),
+            ("-5", Err(ApiKeyError::InvalidLifetime)),
+            ("99999999999999999999", Err(ApiKeyError::InvalidLifetime)),
+        ] {
+            assert_eq!(expires_after(lifetime, now), want, "{lifetime:?}");
         }
     }
 

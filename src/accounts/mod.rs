@@ -13,5 +13,6 @@
 //! with a typed error for them to map.
 
 pub mod api_keys;
+pub mod registration;
 pub mod sso;
 pub mod users;

@@ -1,18 +1,49 @@
-//! Users: what a user's name, email and password must be, and the checked
+//! Users: what a user's name, email and password must be (the password
+//! rule is the configured [`PasswordPolicy`]), and the checked
 //! [`NewAccount`] that becomes the store's [`NewUser`] once its password is
 //! hashed. The setup page and `gatehouse user add` both create users here;
-//! `gatehouse user set-password` changes a password through
-//! [`hash_new_password`].
+//! `gatehouse user set-password`, the account page and `api/me/password`
+//! change a password through [`hash_new_password`].
 
 use crate::authn::password::hash_password;
 use crate::identity::UserKind;
 use crate::store::NewUser;
-
-/// Shortest password accepted, in characters.
-pub const MIN_PASSWORD_LEN: usize = 8;
+use std::time::Duration;
 
 /// Longest password accepted, in bytes (what Argon2 is asked to hash).
 pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// `passwords:`: what a new password must be — at least `min_length`
+/// characters, and at most [`MAX_PASSWORD_LEN`] bytes — and how long a
+/// mailed reset link lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Shortest password accepted, in characters.
+    pub min_length: usize,
+    pub reset_ttl: Duration,
+}
+
+impl PasswordPolicy {
+    /// The shortest `min_length` a configuration may ask for, and the default.
+    pub const LEAST_MIN_LENGTH: usize = 8;
+
+    /// The rule in words, for forms and error messages.
+    pub fn rule(&self) -> String {
+        format!(
+            "at least {} characters (and at most {MAX_PASSWORD_LEN} bytes)",
+            self.min_length
+        )
+    }
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: Self::LEAST_MIN_LENGTH,
+            reset_ttl: Duration::from_secs(3600),
+        }
+    }
+}
 
 /// Why an account cannot be created or changed as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,12 +87,12 @@ pub fn check_email(email: &str) -> Result<(), AccountError> {
     }
 }
 
-/// A password: at least [`MIN_PASSWORD_LEN`] characters, at most
+/// A password: at least `policy.min_length` characters, at most
 /// [`MAX_PASSWORD_LEN`] bytes.
-pub fn check_password(password: &str) -> Result<(), AccountError> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
+pub fn check_password(policy: &PasswordPolicy, password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < policy.min_length {
         Err(AccountError::PasswordTooShort {
-            min: MIN_PASSWORD_LEN,
+            min: policy.min_length,
         })
     } else if password.len() > MAX_PASSWORD_LEN {
         Err(AccountError::PasswordTooLong {
@@ -74,8 +105,8 @@ pub fn check_password(password: &str) -> Result<(), AccountError> {
 
 /// Check a new password and hash it (Argon2: slow, keep it off async
 /// worker threads).
-pub fn hash_new_password(password: &str) -> Result<String, AccountError> {
-    check_password(password)?;
+pub fn hash_new_password(policy: &PasswordPolicy, password: &str) -> Result<String, AccountError> {
+    check_password(policy, password)?;
     hash_password(password).map_err(AccountError::Hash)
 }
 
@@ -147,10 +178,14 @@ impl NewAccount {
         }
     }
 
-    /// Check `password` and hash it into the record to store (slow: see
-    /// [`hash_new_password`]).
-    pub fn with_password(self, password: &str) -> Result<NewUser, AccountError> {
-        let hash = hash_new_password(password)?;
+    /// Check `password` against `policy` and hash it into the record to
+    /// store (slow: see [`hash_new_password`]).
+    pub fn with_password(
+        self,
+        policy: &PasswordPolicy,
+        password: &str,
+    ) -> Result<NewUser, AccountError> {
+        let hash = hash_new_password(policy, password)?;
         Ok(NewUser {
             username: self.username,
             email: self.email,
@@ -233,14 +268,33 @@ mod tests {
             // ...but the upper bound is in bytes: 513 characters, 1026 bytes.
             ("é".repeat(513), long.clone()),
         ] {
-            assert_eq!(check_password(&password), want, "{password:?}");
+            assert_eq!(
+                check_password(&PasswordPolicy::default(), &password),
+                want,
+                "{password:?}"
+            );
         }
         assert_eq!(
             AccountError::PasswordTooShort {
-                min: MIN_PASSWORD_LEN
+                min: PasswordPolicy::default().min_length
             }
             .to_string(),
             "a password needs at least 8 characters"
+        );
+        // A configured minimum counts characters too; the maximum stays.
+        let twelve = PasswordPolicy {
+            min_length: 12,
+            ..PasswordPolicy::default()
+        };
+        assert_eq!(
+            check_password(&twelve, "12345678901"),
+            Err(AccountError::PasswordTooShort { min: 12 })
+        );
+        assert_eq!(check_password(&twelve, "123456789012"), Ok(()));
+        assert_eq!(check_password(&twelve, &"a".repeat(1025)), long);
+        assert_eq!(
+            twelve.rule(),
+            "at least 12 characters (and at most 1024 bytes)"
         );
     }
 
@@ -273,11 +327,12 @@ mod tests {
             .display_name(Some("The Bot".into()))
             .kind(UserKind::Api)
             .role("staff");
+        let policy = PasswordPolicy::default();
         assert_eq!(
-            account.clone().with_password("short").unwrap_err(),
+            account.clone().with_password(&policy, "short").unwrap_err(),
             AccountError::PasswordTooShort { min: 8 }
         );
-        let user = account.with_password("long enough").unwrap();
+        let user = account.with_password(&policy, "long enough").unwrap();
         assert_eq!(user.username, "bot");
         assert_eq!(user.email.as_deref(), Some("bot@example.com"));
         assert_eq!(user.name.as_deref(), Some("The Bot"));
@@ -289,7 +344,7 @@ mod tests {
 
         let plain = NewAccount::new("amy", None)
             .unwrap()
-            .with_password("12345678")
+            .with_password(&policy, "12345678")
             .unwrap();
         assert_eq!((plain.kind, plain.role.as_str()), (UserKind::User, "user"));
         assert_eq!(plain.name, None);

@@ -230,8 +230,9 @@ impl Authenticator {
         Ok(Arc::new(identity.for_session(id_hash, recheck_at)))
     }
 
-    /// A bearer JWT: ours (checked for revocation and a still-enabled user),
-    /// or a trusted issuer's.
+    /// A bearer JWT: ours (checked for revocation, for a password change
+    /// since it was issued, and for a still-enabled user), or a trusted
+    /// issuer's.
     async fn verify_jwt(&self, token: &str) -> Result<Arc<Identity>, AuthnError> {
         let peek = crate::tokens::peek(token).map_err(AuthnError::Token)?;
         let iss = peek.iss.as_deref().unwrap_or_default();
@@ -263,6 +264,10 @@ impl Authenticator {
             .find_user(&claims.sub)
             .await?
             .ok_or(AuthnError::Token(TokenError::Revoked))?;
+        // Issued before the user's password last changed: ended with it.
+        if claims.credentials_version != user.credentials_version {
+            return Err(AuthnError::Token(TokenError::Revoked));
+        }
         if user.status == UserStatus::Disabled {
             return Err(AuthnError::Disabled);
         }

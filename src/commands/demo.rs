@@ -29,7 +29,7 @@ async fn first_admin(config: &Config) -> Result<Option<String>, String> {
         .and_then(|a| {
             a.display_name(Some("Demo Admin".into()))
                 .role("admin")
-                .with_password(&password)
+                .with_password(&config.passwords, &password)
         })
         .map_err(|e| e.to_string())?;
     store.create_user(admin).await.map_err(|e| e.to_string())?;

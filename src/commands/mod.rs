@@ -3,6 +3,8 @@
 mod apikey;
 mod demo;
 mod explain;
+mod invite;
+mod mail;
 mod user;
 
 use crate::settings::Config;
@@ -54,6 +56,22 @@ pub enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: apikey::ApikeyAction,
+    },
+    /// Invitations: a single-use link to register, mailed (`create`), `list`, `revoke`.
+    Invite {
+        /// The config file naming the store.
+        #[arg(short, long, env = "GATEHOUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: invite::InviteAction,
+    },
+    /// Mail: `test` sends one through the configured SMTP server.
+    Mail {
+        /// The config file naming the SMTP server (required; may follow the action).
+        #[arg(short, long, env = "GATEHOUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: mail::MailAction,
     },
     /// Token signing keys for `tokens.keys`.
     SigningKey {
@@ -183,6 +201,26 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             match load(&config) {
                 Ok(c) => apikey::run(&c, action),
+                Err(code) => code,
+            }
+        }
+        Command::Invite { config, action } => {
+            let Some(config) = config else {
+                eprintln!("gatehouse: name the config file with -c FILE (or GATEHOUSE_CONFIG)");
+                return ExitCode::from(2);
+            };
+            match load(&config) {
+                Ok(c) => invite::run(&c, action),
+                Err(code) => code,
+            }
+        }
+        Command::Mail { config, action } => {
+            let Some(config) = config else {
+                eprintln!("gatehouse: name the config file with -c FILE (or GATEHOUSE_CONFIG)");
+                return ExitCode::from(2);
+            };
+            match load(&config) {
+                Ok(c) => mail::run(&c, action),
                 Err(code) => code,
             }
         }

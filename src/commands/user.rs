@@ -38,7 +38,7 @@ pub enum UserAction {
     Enable { username: String },
     /// Delete a user.
     Delete { username: String },
-    /// Set a user's password from stdin.
+    /// Set a user's password from stdin (their sessions and tokens end).
     SetPassword { username: String },
     /// Remove a user's second factor (lost device, no recovery code left);
     /// they sign in with the password alone again, or enrol anew if their
@@ -121,7 +121,12 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 } else {
                     (random_password(), true)
                 };
-                let new = match account.kind(kind).role(&role).with_password(&password) {
+                let policy = &config.passwords;
+                let new = match account
+                    .kind(kind)
+                    .role(&role)
+                    .with_password(policy, &password)
+                {
                     Ok(u) => u,
                     Err(e) => return fail(e),
                 };
@@ -218,8 +223,9 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 }
             }
             UserAction::SetPassword { username } => {
+                let policy = &config.passwords;
                 let hash = match read_password()
-                    .and_then(|p| hash_new_password(&p).map_err(|e| e.to_string()))
+                    .and_then(|p| hash_new_password(policy, &p).map_err(|e| e.to_string()))
                 {
                     Ok(h) => h,
                     Err(e) => return fail(e),

@@ -64,9 +64,17 @@ pub struct RawConfig {
     /// Single sign-on providers.
     #[serde(default)]
     pub oidc: RawOidc,
+    /// The SMTP server mail goes through; none: mail waits in the outbox.
+    pub smtp: Option<RawSmtp>,
+    /// Who may create their own account.
+    #[serde(default)]
+    pub registration: RawRegistration,
     /// How request paths are read.
     #[serde(default)]
     pub paths: RawPaths,
+    /// The rule for new passwords.
+    #[serde(default)]
+    pub passwords: RawPasswords,
 }
 
 /// `paths:` — how request paths are read, to match how the app reads them.
@@ -399,4 +407,45 @@ pub struct RawOidcProvider {
     pub auto_create_users: Option<bool>,
     pub link_existing_by_email: Option<bool>,
     pub sync_role: Option<bool>,
+}
+
+/// `registration:` — self-service accounts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistration {
+    /// `closed` (default), `open` or `invite`.
+    pub mode: Option<String>,
+    pub default_role: Option<String>,
+    pub activation_ttl: Option<String>,
+    pub invitation_ttl: Option<String>,
+}
+
+/// `passwords:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPasswords {
+    /// Shortest new password, in characters (default 8; 8 to 1024).
+    pub min_length: Option<usize>,
+    /// How long a mailed password-reset link works (default `1h`).
+    pub reset_ttl: Option<String>,
+}
+
+/// `smtp:` — where mail is sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    /// The SMTP server's name or address.
+    pub host: Option<String>,
+    /// Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` or `none` (loopback hosts only).
+    pub security: Option<String>,
+    /// Login, with `password` (usually `password_file`).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The `From` of every mail: `no-reply@example.com` or `Name <address>`.
+    pub from: Option<String>,
+    /// A directory of files overriding built-in templates, one each
+    /// (`password_reset.subject.txt`, `password_reset.txt`, …).
+    pub templates_dir: Option<String>,
 }

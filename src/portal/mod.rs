@@ -6,11 +6,13 @@
 //!
 //! - `sign_in`: the domain steps shared by pages and API (password and
 //!   second factor under regulation, re-authentication, starting a session);
+//! - `password`: changing your own password (account page and API);
 //! - `context`: who is asking (the caller's identity, the account owner);
 //! - `csrf`: the forms' double-submit token and the same-origin proofs;
 //! - `json` / `html`: the one error → answer map of the API and of the pages;
 //! - `pages/`: sign-in and sign-out, the `2fa` step, account, setup;
-//! - `api/`: `auth` (login, logout, me, jwks), `api_keys`, `two_factor`;
+//! - `api/`: `auth` (login, logout, session, me, jwks), `api_keys`,
+//!   `password`, `two_factor`;
 //! - this file: the routes, health, readiness and info.
 
 mod api;
@@ -19,6 +21,8 @@ mod csrf;
 mod html;
 mod json;
 mod pages;
+mod password;
+mod self_service;
 mod sign_in;
 
 use crate::redirect::RedirectPolicy;
@@ -47,6 +51,8 @@ pub struct PortalState {
     pub templates: minijinja::Environment<'static>,
     /// Counts single sign-ons.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The mails the portal sends (built in, or from `smtp.templates_dir`).
+    pub mail: Arc<crate::mail::MailTemplates>,
 }
 
 /// The page templates, compiled into the binary.
@@ -65,6 +71,12 @@ pub fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> 
         include_str!("../../templates/recovery_codes.html"),
     )?;
     env.add_template("account.html", include_str!("../../templates/account.html"))?;
+    env.add_template(
+        "register.html",
+        include_str!("../../templates/register.html"),
+    )?;
+    env.add_template("reset.html", include_str!("../../templates/reset.html"))?;
+    env.add_template("message.html", include_str!("../../templates/message.html"))?;
     Ok(env)
 }
 
@@ -103,6 +115,52 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/account/2fa", post(pages::account::enrol))
         .route("/account/2fa/confirm", post(pages::account::confirm))
         .route("/account/2fa/disable", post(pages::account::disable))
+        .route(
+            "/account/password",
+            post(pages::account::change_password_submit),
+        )
+        .route("/account/api-keys", post(pages::account::create_key))
+        .route("/account/api-keys/revoke", post(pages::account::revoke_key))
+        .route("/api/session", post(api::auth::session))
+        .route(
+            "/register",
+            get(pages::accounts::register_page).post(pages::accounts::register_submit),
+        )
+        .route(
+            "/activate",
+            get(pages::accounts::activate_page).post(pages::accounts::activate_submit),
+        )
+        .route(
+            "/reset",
+            get(pages::accounts::reset_page).post(pages::accounts::reset_submit),
+        )
+        .route(
+            "/reset/confirm",
+            post(pages::accounts::reset_confirm_submit),
+        )
+        .route("/api/register", post(api::accounts::register))
+        .route(
+            "/api/registration-status",
+            get(api::accounts::registration_status),
+        )
+        .route(
+            "/api/activation/resend",
+            post(api::accounts::activation_resend),
+        )
+        .route("/api/password-reset", post(api::accounts::password_reset))
+        .route(
+            "/api/password-reset/confirm",
+            post(api::accounts::password_reset_confirm),
+        )
+        .route(
+            "/api/invitations",
+            get(api::accounts::list_invitations).post(api::accounts::invite),
+        )
+        .route(
+            "/api/invitations/{id}",
+            delete(api::accounts::revoke_invitation),
+        )
+        .route("/api/me/password", post(api::password::change))
         .route("/api/login", post(api::auth::login))
         .route("/api/logout", post(api::auth::logout))
         .route("/api/me", get(api::auth::me))

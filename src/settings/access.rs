@@ -198,6 +198,7 @@ pub(super) fn users(
                 status,
                 role,
                 password_hash: u.password_hash,
+                credentials_version: 0,
             },
         );
     }

@@ -8,13 +8,19 @@
 //! them all, with lines, in one run.
 
 mod access;
+mod accounts;
+mod mail;
+mod passwords;
 mod services;
 mod sso;
 
+use crate::accounts::registration::RegistrationSettings;
+use crate::accounts::users::PasswordPolicy;
 use crate::config::{
     self, CacheSettings, Checker, ConfigErrors, PortalSettings, ServerSettings, UpstreamSettings,
 };
 use crate::directory::Directory;
+use crate::mail::{MailTemplates, SmtpSettings};
 use crate::policy::Policy;
 use crate::redirect::RedirectPolicy;
 use crate::regulation::RegulationSettings;
@@ -51,6 +57,14 @@ pub struct Config {
     pub paths: ReadSettings,
     /// Single sign-on providers (`oidc:`).
     pub sso: SsoSettings,
+    /// The SMTP server (`smtp:`); none: mail waits in the outbox.
+    pub smtp: Option<SmtpSettings>,
+    /// The mail templates, with `smtp.templates_dir`'s overrides.
+    pub mail_templates: MailTemplates,
+    /// Who may create their own account (`registration:`).
+    pub registration: RegistrationSettings,
+    /// The rule for new passwords (`passwords:`).
+    pub passwords: PasswordPolicy,
 }
 
 impl Config {
@@ -104,6 +118,9 @@ fn compile(raw: config::raw::RawConfig, c: &mut Checker) -> Option<Config> {
     let regulation = services::regulation(c, raw.regulation);
     let two_factor = services::two_factor(c, raw.two_factor, &portal.title, &roles);
     let sso = sso::oidc(c, raw.oidc, &roles);
+    let (smtp, mail_templates) = mail::smtp(c, raw.smtp, &portal.title);
+    let registration = accounts::registration(c, raw.registration, &roles);
+    let passwords = passwords::passwords(c, raw.passwords);
     Some(Config {
         server: server?,
         public_url: public_url?,
@@ -126,5 +143,9 @@ fn compile(raw: config::raw::RawConfig, c: &mut Checker) -> Option<Config> {
         two_factor,
         paths,
         sso,
+        smtp,
+        mail_templates: mail_templates?,
+        registration,
+        passwords,
     })
 }

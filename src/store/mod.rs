@@ -1,6 +1,6 @@
 //! The store: users, sessions, revoked tokens, signing keys, sign-in
-//! failures, API keys, second factors and single sign-on, in SQLite or
-//! PostgreSQL.
+//! failures, API keys, second factors, single sign-on and the mail outbox,
+//! in SQLite or PostgreSQL.
 //!
 //! One implementation over sqlx's `Any` driver serves both backends; only the
 //! migrations differ (`migrations/sqlite`, `migrations/postgres`), and one
@@ -15,12 +15,14 @@
 //! One file per table (or group of tables), each with its own `impl Store`
 //! block and its record types: `users`, `sessions`, `tokens` (revoked tokens
 //! and signing keys), `regulation` (sign-in failures and bans), `api_keys`,
-//! `changes`, `two_factor` and `sso` (identities linked to users, sign-ins
-//! sent to a provider). This file keeps the pool, its runtime, the
-//! migrations and the errors.
+//! `changes`, `two_factor`, `sso` (identities linked to users, sign-ins
+//! sent to a provider) and `outbox` (mail waiting to be sent). This file
+//! keeps the pool, its runtime, the migrations and the errors.
 
+mod account_tokens;
 mod api_keys;
 mod changes;
+mod outbox;
 mod regulation;
 mod sessions;
 mod sso;
@@ -28,8 +30,10 @@ mod tokens;
 mod two_factor;
 mod users;
 
+pub use account_tokens::{AccountToken, TokenPurpose};
 pub use api_keys::StoredApiKey;
 pub use changes::Change;
+pub use outbox::{ClaimedMail, OutboxEntry, OutgoingMail};
 pub use sessions::{SessionRecord, SessionSso};
 pub use sso::{SsoIdentity, SsoPending};
 pub use two_factor::{PendingLogin, PendingPurpose, StoredSecondFactor};
@@ -72,6 +76,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     runtime: Option<tokio::runtime::Handle>,
+    /// Woken after mail is enqueued here (see `outbox`).
+    outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Seconds since the Unix epoch, as the store records time.
@@ -140,6 +146,7 @@ impl Store {
             pool,
             backend,
             runtime: None,
+            outbox: Default::default(),
         })
     }
 
@@ -195,7 +202,7 @@ impl Store {
 
     /// Delete what can no longer matter: expired sessions, revoked tokens
     /// and pending sign-ins, bans that ended, failures and changes older
-    /// than `before`.
+    /// than `before`, mail sent more than a week before `now`.
     pub async fn purge(&self, now: i64, before: i64) -> Result<(), StoreError> {
         self.run(|pool| async move {
             for (sql, t) in [
@@ -206,6 +213,10 @@ impl Store {
                 ("DELETE FROM sso_pending WHERE expires_at < $1", now),
                 ("DELETE FROM login_failures WHERE at < $1", before),
                 ("DELETE FROM changes WHERE at < $1", before),
+                (
+                    "DELETE FROM outbox WHERE sent_at < $1",
+                    now - outbox::KEEP_SENT_SECS,
+                ),
             ] {
                 sqlx::query(sql)
                     .bind(t)

@@ -1,5 +1,7 @@
 //! Users in the store: the `users` table (deleting a user also clears its
-//! rows in `two_factor`, `recovery_codes`, `pending_logins` and `sso_links`).
+//! rows in `two_factor`, `recovery_codes`, `pending_logins` and `sso_links`;
+//! changing a password bumps the user's credentials version and revokes
+//! their other sessions).
 
 use super::changes::record_change;
 use super::{is_unique_violation, now, unavailable, Store, StoreError};
@@ -16,6 +18,8 @@ pub struct StoredUser {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login_at: Option<i64>,
+    /// When the password last changed ([`Store::change_password`]).
+    pub credentials_changed_at: Option<i64>,
 }
 
 /// What `create_user` needs.
@@ -59,14 +63,18 @@ fn user_from_row(row: &AnyRow) -> Result<StoredUser, sqlx::Error> {
             status,
             role: row.try_get("role")?,
             password_hash: row.try_get("password_hash")?,
+            credentials_version: row.try_get("credentials_version")?,
         },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_login_at: row.try_get("last_login_at")?,
+        credentials_changed_at: row.try_get("credentials_changed_at")?,
     })
 }
 
-const USER_COLUMNS: &str = "id, username, email, name, kind, status, role, password_hash, created_at, updated_at, last_login_at";
+const USER_COLUMNS: &str = "id, username, email, name, kind, status, role, password_hash, \
+                            credentials_version, created_at, updated_at, last_login_at, \
+                            credentials_changed_at";
 
 /// Insert `user` through `executor` (the pool, or a transaction that writes
 /// more) when `guard` (a SQL condition) holds; `Closed` otherwise,
@@ -229,9 +237,57 @@ impl Store {
             .await
     }
 
+    /// Set a user's password (an administrator's doing): a credentials
+    /// change like [`Store::change_password`], ending every session.
     pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
-        self.mutate_user(username, Some(("password_hash", hash.to_owned())))
+        self.change_password(username, hash, None).await.map(|_| ())
+    }
+
+    /// Change a user's password in one transaction: the new hash, its time,
+    /// a bumped credentials version (so every token issued before is
+    /// refused), and every live session of the user revoked except `keep`
+    /// (a session id hash). One `user` change tells every replica to drop
+    /// what it cached of the user (sessions, tokens, Basic passwords).
+    /// Answers how many sessions were revoked.
+    pub async fn change_password(
+        &self,
+        username: &str,
+        hash: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let (username, hash) = (username.to_owned(), hash.to_owned());
+        let keep = keep.unwrap_or_default().to_owned();
+        self.run(|pool| async move {
+            let at = now();
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let done = sqlx::query(
+                "UPDATE users SET password_hash = $1, credentials_version = credentials_version + 1, \
+                 credentials_changed_at = $2, updated_at = $2 WHERE username = $3",
+            )
+            .bind(hash)
+            .bind(at)
+            .bind(username.clone())
+            .execute(&mut *tx)
             .await
+            .map_err(unavailable)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("user `{username}`")));
+            }
+            let revoked = sqlx::query(
+                "UPDATE sessions SET revoked = 1 \
+                 WHERE username = $1 AND revoked = 0 AND id_hash <> $2",
+            )
+            .bind(username.clone())
+            .bind(keep)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+            record_change(&mut tx, "user", &username).await?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok(revoked)
+        })
+        .await
     }
 
     pub async fn delete_user(&self, username: &str) -> Result<(), StoreError> {

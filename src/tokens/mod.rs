@@ -107,6 +107,14 @@ pub struct Claims {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The user's credentials version when the token was issued (absent:
+    /// 0); a password change bumps the user's, which ends this token.
+    #[serde(rename = "cv", default, skip_serializing_if = "is_zero")]
+    pub credentials_version: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A signing key, parsed.
@@ -288,6 +296,7 @@ impl TokenService {
             role: user.role.clone(),
             email: user.email.clone(),
             name: user.name.clone(),
+            credentials_version: user.credentials_version,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
@@ -347,6 +356,7 @@ mod tests {
             status: UserStatus::Enabled,
             role: "admin".into(),
             password_hash: None,
+            credentials_version: 0,
         }
     }
 

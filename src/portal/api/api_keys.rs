@@ -1,11 +1,17 @@
 //! `api/me/api-keys`: the caller's stored API keys: list, create
-//! (narrowed to a subset of the caller's permissions), revoke.
+//! (narrowed to a subset of the caller's permissions), revoke. The account
+//! page creates and revokes through [`create_own_key`] and
+//! [`revoke_own_key`] too.
 
-use crate::accounts::api_keys::{check_api_key, create_api_key, ApiKeyError, NewApiKey};
+use crate::accounts::api_keys::{
+    check_api_key, create_api_key, expires_after, ApiKeyError, CreatedApiKey, NewApiKey,
+};
+use crate::app::Live;
+use crate::identity::Identity;
 use crate::portal::context::{AccountReader, AccountWriter};
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::PortalState;
-use crate::store::unix_now;
+use crate::store::{unix_now, Store, StoreError};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,13 +20,49 @@ use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
 
-fn key_json(k: &crate::store::StoredApiKey) -> serde_json::Value {
-    let time = |t: i64| {
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
-        )
-        .to_string()
+/// A new key acting as `owner`, narrowed to a subset of the owner's own
+/// permissions (`None`: all of them).
+pub(in crate::portal) async fn create_own_key(
+    store: &Store,
+    owner: &Identity,
+    name: &str,
+    permissions: Option<&[String]>,
+    expires_at: Option<i64>,
+) -> Result<CreatedApiKey, ApiKeyError> {
+    let new = NewApiKey {
+        name,
+        owner: &owner.subject,
+        permissions,
+        within: Some(&owner.permissions),
+        expires_at,
     };
+    create_api_key(store, new).await
+}
+
+/// Revoke `owner`'s key `id` everywhere (this replica's cache at once,
+/// the others through the change feed). `NotFound` when `owner` has no
+/// such live key.
+pub(in crate::portal) async fn revoke_own_key(
+    store: &Store,
+    live: &Live,
+    owner: &Identity,
+    id: i64,
+) -> Result<(), StoreError> {
+    let sha256 = store.revoke_api_key(id, Some(&owner.subject)).await?;
+    live.gate.authenticator().invalidate_revoked(&sha256);
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339 (`2030-01-01T00:00:00Z`).
+pub(in crate::portal) fn rfc3339(t: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+    )
+    .to_string()
+}
+
+fn key_json(k: &crate::store::StoredApiKey) -> serde_json::Value {
+    let time = rfc3339;
     serde_json::json!({
         "id": k.id,
         "name": k.name,
@@ -80,6 +122,9 @@ pub(in crate::portal) async fn create_key(
             "permission_not_allowed",
             &format!("you do not hold `{p}`, so your key cannot either"),
         ),
+        ApiKeyError::InvalidLifetime => {
+            bad("`expires_in` must be a positive number of seconds or a duration like `30d`")
+        }
         ApiKeyError::Store(_) => store_down(&s, STORE_DOWN),
     };
     let name = req.name.unwrap_or_else(|| "api".into());
@@ -88,38 +133,21 @@ pub(in crate::portal) async fn create_key(
     if let Err(e) = check_api_key(&name, req.permissions.as_deref(), within) {
         return refused(e);
     }
-    let expires_at =
-        match &req.expires_in {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Number(n)) => match n.as_u64() {
-                Some(secs) if secs > 0 => Some(unix_now() + secs as i64),
-                _ => return bad(
-                    "`expires_in` must be a positive number of seconds or a duration like `30d`",
-                ),
-            },
-            Some(serde_json::Value::String(d)) => match crate::config::parse_duration(d) {
-                Ok(d) if !d.is_zero() => Some(unix_now() + d.as_secs() as i64),
-                _ => return bad(
-                    "`expires_in` must be a positive number of seconds or a duration like `30d`",
-                ),
-            },
-            Some(_) => {
-                return bad(
-                    "`expires_in` must be a positive number of seconds or a duration like `30d`",
-                )
-            }
-        };
+    let lifetime = match &req.expires_in {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(serde_json::Value::String(d)) => Some(d.clone()),
+        Some(_) => return refused(ApiKeyError::InvalidLifetime),
+    };
+    let expires_at = match lifetime.map(|l| expires_after(&l, unix_now())).transpose() {
+        Ok(at) => at,
+        Err(e) => return refused(e),
+    };
     let Some(store) = &s.store else {
         return store_down(&s, STORE_DOWN);
     };
-    let new = NewApiKey {
-        name: &name,
-        owner: &identity.subject,
-        permissions: req.permissions.as_deref(),
-        within,
-        expires_at,
-    };
-    match create_api_key(store, new).await {
+    let permissions = req.permissions.as_deref();
+    match create_own_key(store, &identity, &name, permissions, expires_at).await {
         Ok(created) => {
             let mut body = key_json(&created.stored);
             body["key"] = serde_json::Value::String(created.key);
@@ -143,11 +171,8 @@ pub(in crate::portal) async fn delete_key(
     let Some(store) = &s.store else {
         return store_down(&s, STORE_DOWN);
     };
-    match store.revoke_api_key(id, Some(&identity.subject)).await {
-        Ok(sha256) => {
-            live.gate.authenticator().invalidate_revoked(&sha256);
-            StatusCode::NO_CONTENT.into_response()
-        }
+    match revoke_own_key(store, &live, &identity, id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(crate::store::StoreError::NotFound(_)) => {
             error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key")
         }

@@ -1,6 +1,7 @@
 //! `api/login` (name and password for a token), `api/token` (a signed-in
-//! browser's session for a token), `api/logout` (revoke the token or session
-//! used), `api/me`, and the public keys (`jwks.json`).
+//! browser's session for a token), `api/session` (Basic credentials for a
+//! session cookie), `api/logout` (revoke the token or session used),
+//! `api/me`, and the public keys (`jwks.json`).
 
 use crate::app::Live;
 use crate::credentials::CredentialSource;
@@ -8,7 +9,7 @@ use crate::identity::{AuthMethod, Identity, Revocation};
 use crate::portal::context::Caller;
 use crate::portal::csrf::proven_same_origin;
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
-use crate::portal::sign_in::{check_code, sign_in, signed_in, SignInFailure};
+use crate::portal::sign_in::{check_code, sign_in, signed_in, start_session, SignInFailure};
 use crate::portal::{ClientIp, PortalState};
 use crate::store::{unix_now, PendingPurpose};
 use axum::body::Bytes;
@@ -221,6 +222,79 @@ pub(in crate::portal) async fn token(
         .await
         .unwrap_or(false);
     token_answer(&s, &live, &user, two_factor_enabled).await
+}
+
+/// `POST api/session` with `Authorization: Basic`: the portal's sign-in step
+/// (regulated like the page), then a session cookie, as the sign-in page
+/// sets it, and the user as `api/me` shows it — for clients that sign in
+/// once, then use the cookie. A person with a second factor is refused
+/// (401 `two_factor_required`), as Basic is on protected requests.
+pub(in crate::portal) async fn session(
+    State(s): State<Arc<PortalState>>,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::credentials::Credential;
+    use crate::gate::{Denial, Unauthenticated};
+    let api_client = crate::respond::Asker {
+        method: &http::Method::POST,
+        browser: false,
+        return_to: None,
+    };
+    let basic = match crate::credentials::extract(&headers, &live.session.cookie_name) {
+        Ok(found) => found.into_iter().find_map(|c| match c {
+            Credential::Basic(b) => Some(b),
+            _ => None,
+        }),
+        Err(e) => {
+            return s
+                .responder
+                .denial(&Denial::Malformed(e), &api_client)
+                .into_response()
+        }
+    };
+    let Some(basic) = basic else {
+        let missing = Denial::Unauthenticated(Unauthenticated::Missing);
+        return s.responder.denial(&missing, &api_client).into_response();
+    };
+    let user = match sign_in(&live, &basic.username, &basic.password, ip).await {
+        Ok(u) => u,
+        Err(failure) => return failure.into_json(&s),
+    };
+    match live.two_factor.owed(&user).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            let e = crate::authn::AuthnError::SecondFactorRequired;
+            return error(&s, StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
+        }
+        Err(_) => return SignInFailure::Unavailable.into_json(&s),
+    }
+    signed_in(&live, &user.username).await;
+    let Some(cookie) = start_session(&s, &live, &user.username).await else {
+        return store_down(
+            &s,
+            "a session cannot be started right now; try again shortly",
+        );
+    };
+    if let Some(store) = &s.store {
+        if let Err(e) = store.record_login(&user.username, unix_now()).await {
+            tracing::debug!(error = %e, "last login not recorded");
+        }
+    }
+    let identity = live
+        .gate
+        .authenticator()
+        .directory()
+        .identity_of(&user, AuthMethod::Session);
+    let id = stored_id(&s, &user.username).await;
+    let mut body = user_json(id, &identity, AuthMethod::Session.as_str(), false);
+    body["sso"] = serde_json::Value::Null;
+    let mut resp = no_store(Json(body).into_response());
+    if let Ok(c) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    resp
 }
 
 /// `GET api/me`.

@@ -1,7 +1,9 @@
 //! The portal's JSON API for programs under `{prefix}/api`. Bodies are JSON
 //! only; answers are `{"error", "message"}` on failure (see `json`).
 
+pub(super) mod accounts;
 pub(super) mod api_keys;
 pub(super) mod auth;
+pub(super) mod password;
 pub(super) mod sso;
 pub(super) mod two_factor;

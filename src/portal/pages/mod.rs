@@ -2,6 +2,7 @@
 //! the account page, first-run setup, and single sign-on's round trip. Every form is CSRF-protected.
 
 pub(super) mod account;
+pub(super) mod accounts;
 pub(super) mod login;
 pub(super) mod second_factor;
 pub(super) mod setup;

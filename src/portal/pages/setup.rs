@@ -2,7 +2,7 @@
 //! enabled user exists (in the store or the config file). Afterwards it is
 //! closed for good; more users come from the CLI or the admin API.
 
-use crate::accounts::users::{check_password, AccountError, NewAccount, MIN_PASSWORD_LEN};
+use crate::accounts::users::{check_password, AccountError, NewAccount, PasswordPolicy};
 use crate::app::Live;
 use crate::directory::UserStatus;
 use crate::portal::csrf::{csrf_ok, csrf_token};
@@ -71,7 +71,7 @@ fn form_page(
         title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix, csrf => csrf,
         username => form.map_or("", |f| f.username.as_str()),
         email => form.map_or("", |f| f.email.as_str()),
-        min_password => MIN_PASSWORD_LEN, error => error,
+        min_password => live.passwords.min_length, error => error,
     };
     page(s, status, "setup.html", ctx, set.as_slice())
 }
@@ -100,25 +100,28 @@ fn unavailable(s: &PortalState) -> Response {
 }
 
 /// The page's words for what is wrong with an account.
-fn message(e: &AccountError) -> String {
+fn message(e: &AccountError, policy: &PasswordPolicy) -> String {
     match e {
         AccountError::InvalidName => {
             "Choose a user name of letters, digits, `_`, `-`, `.` or `@`.".into()
         }
         AccountError::InvalidEmail => "That email address does not look right.".into(),
         AccountError::PasswordTooShort { .. } | AccountError::PasswordTooLong { .. } => {
-            format!("Choose a password of at least {MIN_PASSWORD_LEN} characters.")
+            format!(
+                "Choose a password of at least {} characters.",
+                policy.min_length
+            )
         }
         AccountError::Hash(_) => "The password could not be stored; try again.".into(),
     }
 }
 
 /// The first administrator the form asks for, or what is wrong with it.
-fn problem(form: &SetupForm) -> Result<NewAccount, String> {
+fn problem(form: &SetupForm, policy: &PasswordPolicy) -> Result<NewAccount, String> {
     let account = NewAccount::new(&form.username, Some(&form.email))
-        .map_err(|e| message(&e))?
+        .map_err(|e| message(&e, policy))?
         .role("admin");
-    check_password(&form.password).map_err(|e| message(&e))?;
+    check_password(policy, &form.password).map_err(|e| message(&e, policy))?;
     if form.password != form.password_confirm {
         return Err("The two passwords differ.".into());
     }
@@ -139,7 +142,8 @@ pub(in crate::portal) async fn setup_submit(
         Ok(false) => return closed(&s),
         Err(_) => return unavailable(&s),
     }
-    let account = match problem(&form) {
+    let policy = live.passwords.clone();
+    let account = match problem(&form, &policy) {
         Ok(account) => account,
         Err(message) => {
             return form_page(
@@ -156,7 +160,10 @@ pub(in crate::portal) async fn setup_submit(
         return unavailable(&s);
     };
     let password = form.password.clone();
-    let new_user = match tokio::task::spawn_blocking(move || account.with_password(&password)).await
+    let new_user = match tokio::task::spawn_blocking(move || {
+        account.with_password(&policy, &password)
+    })
+    .await
     {
         Ok(Ok(u)) => u,
         _ => return unavailable(&s),
@@ -224,7 +231,12 @@ mod tests {
                 differ,
             ),
         ] {
-            assert_eq!(problem(&f).unwrap_err(), want, "{:?}", f.username);
+            assert_eq!(
+                problem(&f, &PasswordPolicy::default()).unwrap_err(),
+                want,
+                "{:?}",
+                f.username
+            );
         }
     }
 
@@ -236,13 +248,14 @@ mod tests {
             "a long password",
             "a long password",
         );
-        let account = problem(&f).unwrap();
+        let policy = PasswordPolicy::default();
+        let account = problem(&f, &policy).unwrap();
         assert_eq!(account.username(), "root");
         assert_eq!(account.email(), Some("root@example.com"));
-        let user = account.with_password("a long password").unwrap();
+        let user = account.with_password(&policy, "a long password").unwrap();
         assert_eq!(user.role, "admin");
         assert_eq!(
-            problem(&form("root", "  ", "12345678", "12345678"))
+            problem(&form("root", "  ", "12345678", "12345678"), &policy)
                 .unwrap()
                 .email(),
             None

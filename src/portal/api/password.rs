@@ -1,0 +1,96 @@
+//! `POST api/me/password`: the caller changes their own password
+//! (`{old_password, new_password}`; an account without a password, signed in
+//! through single sign-on, omits the old one).
+
+use crate::identity::Revocation;
+use crate::portal::context::AccountWriter;
+use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
+use crate::portal::password::{change_password, PasswordChange, PasswordChangeFailure};
+use crate::portal::sign_in::SignInFailure;
+use crate::portal::{ClientIp, PortalState};
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::portal) struct PasswordRequest {
+    old_password: Option<String>,
+    new_password: Option<String>,
+}
+
+/// `POST api/me/password`: 200 `{status: "password_changed"}`; the caller's
+/// other sessions and every token issued before end. 400 `weak_password`
+/// (the message names the rule), 401 `invalid_credentials` for a wrong old
+/// password (counted like a failed sign-in; 429 once banned), 409
+/// `read_only_user` for users of the config file.
+pub(in crate::portal) async fn change(
+    State(s): State<Arc<PortalState>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    AccountWriter { live, identity }: AccountWriter,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: PasswordRequest = match json_body(&s, &headers, &body) {
+        Ok(r) => r,
+        Err(reply) => return reply.into_response(),
+    };
+    let Some(new_password) = req.new_password.as_deref().filter(|p| !p.is_empty()) else {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`new_password` is required",
+        );
+    };
+    // The session this request came with stays signed in.
+    let keep_session = match &identity.revocation {
+        Some(Revocation::Session(hash)) => Some(hash.as_str()),
+        _ => None,
+    };
+    let change = PasswordChange {
+        username: &identity.subject,
+        old_password: req.old_password.as_deref().unwrap_or(""),
+        new_password,
+        keep_session,
+    };
+    match change_password(&s, &live, change, ip).await {
+        Ok(ended) => no_store(
+            Json(serde_json::json!({
+                "status": "password_changed",
+                "other_sessions_ended": ended,
+            }))
+            .into_response(),
+        ),
+        Err(PasswordChangeFailure::ReadOnly) => error(
+            &s,
+            StatusCode::CONFLICT,
+            "read_only_user",
+            "this user is declared in the configuration file; its password is changed there",
+        ),
+        Err(PasswordChangeFailure::OldPasswordRequired) => error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`old_password` is required",
+        ),
+        Err(PasswordChangeFailure::Weak(_)) => error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "weak_password",
+            &format!("a new password needs {}", live.passwords.rule()),
+        ),
+        Err(PasswordChangeFailure::SignIn(SignInFailure::Invalid)) => error(
+            &s,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the old password is wrong",
+        ),
+        Err(PasswordChangeFailure::SignIn(failure)) => failure.into_json(&s),
+        Err(PasswordChangeFailure::Unavailable) => store_down(&s, STORE_DOWN),
+    }
+}
