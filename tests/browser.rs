@@ -162,3 +162,164 @@ fn single_sign_on_in_chromium() {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }
 }
+
+// Self-service accounts read their mail from a real SMTP server (aiosmtpd,
+// found through `GATEHOUSE_TEST_SMTP`; see `tests/common/smtp.rs`).
+#[path = "common/smtp.rs"]
+mod smtp;
+
+/// The first mail to `to` whose subject contains `about` (any case), within 30 s.
+fn mail_to(sink: &smtp::SmtpSink, to: &str, about: &str) -> smtp::ReceivedMail {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(m) = sink
+            .mails()
+            .into_iter()
+            .find(|m| m.to.contains(to) && m.subject.to_lowercase().contains(about))
+        {
+            return m;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no `{about}` mail to {to} within 30 s; got {:?}\n{}",
+            sink.mails(),
+            sink.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The link in a mail's text that starts with `prefix`.
+fn link_in(mail: &smtp::ReceivedMail, prefix: &str) -> String {
+    let at = mail
+        .text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in:\n{}", mail.text));
+    mail.text[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn self_service_accounts_in_chromium() {
+    let test = "self_service_accounts_in_chromium";
+    // Both checks run, so each missing piece gets its own SKIP line.
+    let chromium = chromium_or_skip(test);
+    let py = smtp::smtp_or_skip(test);
+    let (Some(chromium), Some(py)) = (chromium, py) else {
+        return;
+    };
+    let sink = smtp::SmtpSink::start(&py);
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("acc.db").display());
+    // An administrator already, so the registration is an ordinary one.
+    add_store_user(
+        &store,
+        dir.path(),
+        "root",
+        "the local admin's password",
+        &["--role", "admin", "--email", "root@acme.test"],
+    );
+    let yaml = store_yaml(
+        &store,
+        &format!(
+            "portal:\n  title: \"Acme\"\nsmtp:\n  host: 127.0.0.1\n  port: {}\n  security: none\n  from: \"Acme <no-reply@acme.test>\"\nregistration:\n  mode: invite\n",
+            sink.port
+        ),
+    );
+    let g = Gatehouse::start(&yaml);
+
+    let (user, email) = ("nora", "nora@acme.test");
+    let (password, new_password) = ("nora's first password", "nora's second password");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shots = root.join("target/screenshots");
+    let state = dir.path().join("session-state.json");
+    let shot_names = [
+        "accounts-register.png",
+        "accounts-check-mail.png",
+        "accounts-activate.png",
+        "accounts-activated.png",
+        "accounts-signed-in.png",
+        "accounts-reset.png",
+        "accounts-reset-sent.png",
+        "accounts-reset-new-password.png",
+        "accounts-password-changed.png",
+        "accounts-reset-signed-in.png",
+    ];
+    // Left by an earlier run: each must be taken again.
+    for shot in shot_names {
+        let _ = std::fs::remove_file(shots.join(shot));
+    }
+    // One browser run per phase; the mail in between is read here.
+    let phase = |phase: &str, link: Option<&str>| {
+        let mut cmd = Command::new("node");
+        cmd.arg(root.join("tests/browser/accounts.mjs"))
+            .env("PHASE", phase)
+            .env("GATEHOUSE_URL", g.url(""))
+            .env("ACCOUNT_USER", user)
+            .env("ACCOUNT_EMAIL", email)
+            .env("ACCOUNT_PASSWORD", password)
+            .env("NEW_PASSWORD", new_password)
+            .env("STATE", &state)
+            .env("SCREENSHOTS", &shots)
+            .env("CHROMIUM", &chromium);
+        if let Some(link) = link {
+            cmd.env("LINK", link);
+        }
+        let out = cmd.output().expect("node runs (install nodejs)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{stdout}");
+        assert!(
+            out.status.success(),
+            "browser phase {phase} failed:\n{stdout}\n{stderr}\nmails: {:?}",
+            sink.mails()
+        );
+        assert!(
+            stdout.contains(&format!("browser phase {phase} passed")),
+            "{stdout}"
+        );
+    };
+    let login_status = |name: &str, pw: &str| {
+        client()
+            .post(g.url("/_auth/api/login"))
+            .json(&serde_json::json!({"username": name, "password": pw}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    // Register: the page promises a mail, and it comes.
+    phase("register", None);
+    let activation = mail_to(&sink, email, "activ");
+    let link = link_in(&activation, &g.url("/_auth/activate?token="));
+    assert_eq!(login_status(user, password), 401, "not before activation");
+
+    // Activate with the button, sign in.
+    phase("activate", Some(&link));
+    assert_eq!(login_status(user, password), 200, "activated");
+    assert!(state.is_file(), "the activate phase kept its session");
+
+    // Forgot the password: ask for a link, follow it, set a new one.
+    phase("reset-request", None);
+    let reset = mail_to(&sink, email, "password");
+    let link = link_in(&reset, &g.url("/_auth/reset?token="));
+    phase("reset-confirm", Some(&link));
+    assert_eq!(login_status(user, password), 401, "the old password");
+    assert_eq!(login_status(user, new_password), 200, "the new password");
+    // The administrator got no mail about any of this.
+    assert!(
+        sink.mails()
+            .iter()
+            .all(|m| !m.to.contains("root@acme.test")),
+        "{:?}",
+        sink.mails()
+    );
+
+    for shot in shot_names {
+        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+    }
+}

@@ -116,6 +116,7 @@ async fn conformance(url: &str) {
     assert_eq!(store.user("robot").await.unwrap(), None);
     tokens_keys_and_regulation(&store, &store2).await;
     outbox(&store, &store2).await;
+    account_tokens(&store, &store2).await;
 }
 
 /// The rest of the schema: e-mail lookup, the first-user guard, revoked
@@ -790,4 +791,131 @@ fn bad_urls_are_refused() {
             Err(StoreError::Unavailable(_))
         ));
     });
+}
+
+/// Mailed links: stored with their mail in one transaction, used once (also
+/// across handles), never after expiry; a user created through a link that
+/// conflicts leaves the link usable.
+async fn account_tokens(store: &Store, other: &Store) {
+    use gatehouse::store::{AccountToken, OutgoingMail, TokenPurpose};
+    let now = gatehouse::store::unix_now();
+    let token = |hash: &str, id: &str, purpose, expires_at| AccountToken {
+        token_hash: hash.into(),
+        id: id.into(),
+        purpose,
+        username: Some("linked".into()),
+        email: Some("linked@example.test".into()),
+        role: Some("user".into()),
+        password_hash: None,
+        created_by: Some("test".into()),
+        created_at: now,
+        expires_at,
+        used_at: None,
+    };
+    let mail = OutgoingMail {
+        to: "linked@example.test".into(),
+        subject: "Your link".into(),
+        text: "link".into(),
+        html: None,
+    };
+    let unsent = store.unsent_mail_count().await.unwrap();
+    store
+        .create_account_token(
+            token("h-reset", "id-reset", TokenPurpose::Reset, now + 600),
+            Some(mail),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unsent_mail_count().await.unwrap(),
+        unsent + 1,
+        "the mail came with it"
+    );
+    assert!(store
+        .account_token("h-reset", TokenPurpose::Reset, now)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .account_token("h-reset", TokenPurpose::Activation, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "a link is only good for its purpose"
+    );
+    assert!(store
+        .use_account_token("h-reset", TokenPurpose::Reset, now)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(other
+        .use_account_token("h-reset", TokenPurpose::Reset, now)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .use_account_token("h-reset", TokenPurpose::Reset, now)
+        .await
+        .unwrap()
+        .is_none());
+
+    store
+        .create_account_token(token("h-old", "id-old", TokenPurpose::Reset, now - 1), None)
+        .await
+        .unwrap();
+    assert!(store
+        .use_account_token("h-old", TokenPurpose::Reset, now)
+        .await
+        .unwrap()
+        .is_none());
+
+    // An invitation whose user cannot be created stays usable.
+    store
+        .create_user(new_user("taken-name", None))
+        .await
+        .unwrap();
+    store
+        .create_account_token(
+            token("h-inv", "id-inv", TokenPurpose::Invitation, now + 600),
+            None,
+        )
+        .await
+        .unwrap();
+    let clash = store
+        .create_user_with_token(
+            "h-inv",
+            TokenPurpose::Invitation,
+            new_user("taken-name", None),
+            now,
+        )
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(store.invitations(now).await.unwrap().len(), 1);
+    let made = other
+        .create_user_with_token(
+            "h-inv",
+            TokenPurpose::Invitation,
+            new_user("invited", None),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.map(|u| u.record.username).as_deref(), Some("invited"));
+    assert!(store.invitations(now).await.unwrap().is_empty());
+
+    store
+        .create_account_token(
+            token("h-inv2", "id-inv2", TokenPurpose::Invitation, now + 600),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(other.revoke_invitation("id-inv2", now).await.unwrap());
+    assert!(!store.revoke_invitation("id-inv2", now).await.unwrap());
+    assert!(store
+        .account_token("h-inv2", TokenPurpose::Invitation, now)
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -212,7 +212,10 @@ impl Store {
                 ("DELETE FROM pending_logins WHERE expires_at < $1", now),
                 ("DELETE FROM sso_pending WHERE expires_at < $1", now),
                 // Mailed links a day past their expiry (used or not).
-                ("DELETE FROM account_tokens WHERE expires_at < $1", now - 86_400),
+                (
+                    "DELETE FROM account_tokens WHERE expires_at < $1",
+                    now - 86_400,
+                ),
                 ("DELETE FROM login_failures WHERE at < $1", before),
                 ("DELETE FROM changes WHERE at < $1", before),
                 (
