@@ -377,6 +377,45 @@ fn password_reset_end_to_end_and_through_an_smtp_outage() {
     );
     assert_eq!(r.status(), 400);
 
+    // An expired link is refused, and changes nothing.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let st = gatehouse::store::Store::open(&store).await.unwrap();
+        let now = gatehouse::store::unix_now();
+        st.create_account_token(
+            gatehouse::store::AccountToken {
+                token_hash: gatehouse::session::id_hash("an-expired-link-token"),
+                id: "expired-link".into(),
+                purpose: gatehouse::store::TokenPurpose::Reset,
+                username: Some("rita".into()),
+                email: Some("rita@acme.test".into()),
+                role: None,
+                password_hash: None,
+                created_by: None,
+                created_at: now - 7200,
+                expires_at: now - 3600,
+                used_at: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    });
+    let r = post_json(
+        &g,
+        "/_auth/api/password-reset/confirm",
+        serde_json::json!({"token": "an-expired-link-token", "new_password": "expired link password"}),
+    );
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["error"],
+        "invalid_token"
+    );
+    assert_eq!(login_status(&g, "rita", "rita's new password"), 200);
+
     // SMTP down while a reset is asked for: the mail waits, then arrives.
     sink.stop();
     assert_eq!(reset("rita@acme.test"), known);
