@@ -32,6 +32,11 @@ impl RegistrationMode {
         }
     }
 
+    /// Registration is possible without an invitation.
+    pub fn is_enabled(self) -> bool {
+        self != RegistrationMode::Closed
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "closed" => Some(RegistrationMode::Closed),

@@ -4,11 +4,11 @@
 //!
 //! Nothing here tells a stranger whether an account exists: a reset request
 //! is answered before the store is even asked (the lookup and the mail run
-//! after the answer, through the outbox), and a registration in invite mode
-//! answers the same for a taken address as for a free one (the owner of a
-//! taken address is told by mail instead).
+//! after the answer, through the outbox), and so is a registration in invite
+//! mode, which answers the same for a taken address as for a free one (the
+//! owner of a taken address is told by mail instead).
 
-use crate::accounts::registration::{admission, Admission, LinkToken, RegistrationMode};
+use crate::accounts::registration::{admission, Admission, LinkToken};
 use crate::accounts::users::{AccountError, NewAccount};
 use crate::app::Live;
 use crate::directory::UserStatus;
@@ -103,8 +103,8 @@ async fn regulate(
 
 /// Register an account as the settings and the first-user rule say.
 pub(in crate::portal) async fn register(
-    s: &PortalState,
-    live: &Live,
+    s: &Arc<PortalState>,
+    live: &Arc<Live>,
     r: Registration<'_>,
     ip: Option<IpAddr>,
 ) -> Result<Registered, SelfServiceError> {
@@ -197,14 +197,23 @@ pub(in crate::portal) async fn register(
             Ok(Registered::Active { is_admin: false })
         }
         Admission::PendingActivation => {
-            pend(s, live, store, new_user, taken_by_config, now).await?;
+            // Answered before the store is asked whether the name or address
+            // is taken, so the time taken tells nothing either.
+            let (s, live) = (s.clone(), live.clone());
+            tokio::spawn(async move {
+                let Some(store) = &s.store else { return };
+                if let Err(e) = pend(&s, &live, store, new_user, taken_by_config, now).await {
+                    tracing::error!(error = ?e, "a registration cannot be kept for activation");
+                }
+            });
             Ok(Registered::PendingActivation)
         }
         Admission::Refused => Err(SelfServiceError::Closed),
     }
 }
 
-/// Invite mode: keep the registration with an activation link and mail it.
+/// Invite mode: keep the registration with an activation link and mail it
+/// (after the answer: see [`register`]).
 /// A taken name or address answers the same as a free one; the address's
 /// owner is told by mail that someone tried.
 async fn pend(
@@ -452,11 +461,4 @@ pub(in crate::portal) async fn confirm_reset(
     live.gate.regulator().succeeded(&username).await;
     tracing::info!(user = %username, "password reset");
     Ok(username)
-}
-
-impl RegistrationMode {
-    /// Registration is possible without an invitation.
-    pub(in crate::portal) fn is_enabled(self) -> bool {
-        self != RegistrationMode::Closed
-    }
 }

@@ -75,6 +75,7 @@ pub(in crate::portal) fn login_page_response(
         setup_open => view.setup_open, providers => providers,
         rd_query => url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>(),
         password_login => s.password_login || providers.is_empty(),
+        registration_open => live.registration.mode.is_enabled(),
     };
     page(s, status, "login.html", ctx, set.as_slice())
 }
