@@ -593,8 +593,11 @@ fn the_readme_example_signs_in() {
         ],
     );
     let mut a = Browser::new();
-    let callback = a.go_to_provider(&g, "idp", "alice", &g.url("/"));
-    assert_eq!(a.back(&callback).status(), 303);
+    // A return address elsewhere is not followed: back to the app instead.
+    let callback = a.go_to_provider(&g, "idp", "alice", "https://evil.example/x");
+    let r = a.back(&callback);
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("{public}/").as_str());
     let me = a.me(&g);
     assert_eq!(me["username"], "alice");
     assert_eq!(me["role"], "editor");

@@ -55,6 +55,17 @@ pub struct PortalState {
     pub mail: Arc<crate::mail::MailTemplates>,
 }
 
+impl PortalState {
+    /// `{public_url}{prefix}{path}`: a portal URL for mails and providers.
+    pub(crate) fn public(&self, path: &str) -> String {
+        format!(
+            "{}{}{path}",
+            self.redirect.public_url().as_str().trim_end_matches('/'),
+            self.prefix
+        )
+    }
+}
+
 /// The page templates, compiled into the binary.
 pub fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> {
     let mut env = minijinja::Environment::new();

@@ -65,11 +65,7 @@ impl From<StoreError> for SelfServiceError {
 
 /// `{public_url}{prefix}{path}?token=…`
 fn link(s: &PortalState, path: &str, param: &str, token: &str) -> String {
-    format!(
-        "{}{}{path}?{param}={token}",
-        s.redirect.public_url().as_str().trim_end_matches('/'),
-        s.prefix
-    )
+    s.public(&format!("{path}?{param}={token}"))
 }
 
 /// A mail from the templates, or `None` (logged) when it cannot be rendered.
@@ -238,7 +234,7 @@ async fn pend(
                 s,
                 "registration_exists",
                 &email,
-                serde_json::json!({"username": owner.record.username, "reset_link": format!("{}{}/reset", s.redirect.public_url().as_str().trim_end_matches('/'), s.prefix)}),
+                serde_json::json!({"username": owner.record.username, "reset_link": s.public("/reset")}),
             ) {
                 store.enqueue_mail(&m).await?;
                 store.wake_outbox();

@@ -100,6 +100,37 @@ async fn use_in(
     row.as_ref().map(from_row).transpose().map_err(unavailable)
 }
 
+/// Write `token` in `tx`; `Conflict` when its hash or id exists.
+async fn insert_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token: &AccountToken,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO account_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(token.token_hash.clone())
+    .bind(token.id.clone())
+    .bind(token.purpose.as_str())
+    .bind(token.username.clone())
+    .bind(token.email.clone())
+    .bind(token.role.clone())
+    .bind(token.password_hash.clone())
+    .bind(token.created_by.clone())
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .bind(token.used_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!("token {}", token.id))
+        } else {
+            unavailable(e)
+        }
+    })?;
+    Ok(())
+}
+
 impl Store {
     /// Store a token and, in the same transaction, the mail carrying its link.
     pub async fn create_account_token(
@@ -109,29 +140,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.run(|pool| async move {
             let mut tx = pool.begin().await.map_err(unavailable)?;
-            sqlx::query(&format!(
-                "INSERT INTO account_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(token.token_hash)
-            .bind(token.id.clone())
-            .bind(token.purpose.as_str())
-            .bind(token.username)
-            .bind(token.email)
-            .bind(token.role)
-            .bind(token.password_hash)
-            .bind(token.created_by)
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .bind(token.used_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("token {}", token.id))
-                } else {
-                    unavailable(e)
-                }
-            })?;
+            insert_in(&mut tx, &token).await?;
             if let Some(mail) = &mail {
                 enqueue_mail_in(&mut tx, mail).await?;
             }
@@ -273,23 +282,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-            sqlx::query(&format!(
-                "INSERT INTO account_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(new.token_hash)
-            .bind(new.id)
-            .bind(new.purpose.as_str())
-            .bind(new.username)
-            .bind(new.email)
-            .bind(new.role)
-            .bind(new.password_hash)
-            .bind(new.created_by)
-            .bind(new.created_at)
-            .bind(new.expires_at)
-            .bind(new.used_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            insert_in(&mut tx, &new).await?;
             enqueue_mail_in(&mut tx, &mail).await?;
             tx.commit().await.map_err(unavailable)
         })

@@ -312,11 +312,7 @@ pub(in crate::portal) async fn invite(
     let Some(store) = &s.store else {
         return refused(&s, &SelfServiceError::Unavailable);
     };
-    let register_url = format!(
-        "{}{}/register",
-        s.redirect.public_url().as_str().trim_end_matches('/'),
-        s.prefix
-    );
+    let register_url = s.public("/register");
     let asked = NewInvitation {
         email: &req.email,
         role: &role,

@@ -178,11 +178,7 @@ pub(in crate::portal) async fn logout_submit(
         // A session from single sign-on also ends at its provider (RP-initiated logout).
         if let Ok(Some(record)) = store.session(&hash).await {
             if let Some(sso) = record.sso.filter(|_| !record.revoked) {
-                let back = format!(
-                    "{}{}/login",
-                    s.redirect.public_url().as_str().trim_end_matches('/'),
-                    s.prefix
-                );
+                let back = s.public("/login");
                 provider_logout = live
                     .sso
                     .end_session_url(&sso.provider, &sso.id_token, &back)
