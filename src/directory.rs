@@ -15,6 +15,24 @@ pub enum UserStatus {
     Disabled,
 }
 
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Enabled => "enabled",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+
+    /// `enabled` or `disabled`.
+    pub fn parse(s: &str) -> Option<UserStatus> {
+        match s {
+            "enabled" => Some(UserStatus::Enabled),
+            "disabled" => Some(UserStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
 /// A user as configured or stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {

@@ -23,6 +23,15 @@ impl UserKind {
             UserKind::Api => "api",
         }
     }
+
+    /// `user` or `api`.
+    pub fn parse(s: &str) -> Option<UserKind> {
+        match s {
+            "user" => Some(UserKind::User),
+            "api" => Some(UserKind::Api),
+            _ => None,
+        }
+    }
 }
 
 /// How the identity was established (`X-Auth-Method`).

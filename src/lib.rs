@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod authn;
 pub mod commands;
 pub mod config;

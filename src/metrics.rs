@@ -50,6 +50,7 @@ pub struct Metrics {
     upstream_errors: IntCounter,
     password_verifications: IntCounter,
     sso_sign_ins: IntCounterVec,
+    audit_events: IntCounterVec,
 }
 
 impl Metrics {
@@ -104,6 +105,17 @@ impl Metrics {
             ),
             &["provider", "outcome"],
         )?;
+        let audit_events = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_audit_events_total",
+                "Audit events by fate: `written` to the store, or `lost` (buffer full or store down)",
+            ),
+            &["result"],
+        )?;
+        for result in ["written", "lost"] {
+            audit_events.with_label_values(&[result]);
+        }
+        registry.register(Box::new(audit_events.clone()))?;
         registry.register(Box::new(sso_sign_ins.clone()))?;
         registry.register(Box::new(password_verifications.clone()))?;
         registry.register(Box::new(requests_vec))?;
@@ -118,6 +130,7 @@ impl Metrics {
             upstream_errors,
             password_verifications,
             sso_sign_ins,
+            audit_events,
         })
     }
 
@@ -139,6 +152,12 @@ impl Metrics {
         self.sso_sign_ins
             .with_label_values(&[provider, outcome])
             .inc();
+    }
+
+    /// `n` audit events written to the store (`lost: false`) or lost.
+    pub fn audit_events(&self, lost: bool, n: u64) {
+        let result = if lost { "lost" } else { "written" };
+        self.audit_events.with_label_values(&[result]).inc_by(n);
     }
 
     pub fn password_verification(&self) {

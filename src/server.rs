@@ -6,6 +6,7 @@
 //! shared [`App`]) is common to all workers.
 
 use crate::app::App;
+use crate::audit::AuditLog;
 use crate::config::UpstreamTarget;
 use crate::metrics::Metrics;
 use crate::portal::{self, PortalState};
@@ -130,6 +131,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
         metrics: metrics.clone(),
         mail: Arc::new(mail_templates),
+        audit: AuditLog::start(store.clone(), metrics.clone(), store_runtime.handle()),
     }));
     store_runtime.block_on(app.regulator().sync());
     match store_runtime.block_on(app.live().two_factor.reseal_all()) {

@@ -3,12 +3,44 @@
 //! Owns: [`SessionSettings`]; [`random_id`] (session ids, CSRF tokens,
 //! pending sign-in ids, JWT ids); [`id_hash`] (all the store ever keeps of
 //! such an id); starting a session with a brand-new id; and the `Set-Cookie`
-//! values for the session and the portal's other cookies. Checking a session cookie is the
+//! values for the session and the portal's other cookies; a request's
+//! [`Origin`] (address and user agent) kept with its session. Checking a session cookie is the
 //! authenticator's job (`authn`); revoking one is the store's.
 
 use crate::store::{unix_now, SessionRecord, SessionSso, Store, StoreError};
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use std::time::Duration;
+
+/// Where a request comes from: the client's address (after trusted
+/// proxies) and its `User-Agent`, as kept with a session and written into
+/// an audit event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    /// Longest `User-Agent` kept, in characters.
+    pub const MAX_USER_AGENT: usize = 256;
+
+    /// `ip` and the request's `User-Agent` (control characters dropped,
+    /// cut at [`Origin::MAX_USER_AGENT`]; none when empty or not text).
+    pub fn new(ip: Option<IpAddr>, headers: &http::HeaderMap) -> Origin {
+        let user_agent = headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(Self::MAX_USER_AGENT)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.trim().is_empty());
+        Origin { ip, user_agent }
+    }
+}
 
 /// The session cookie (`session:` in the config).
 #[derive(Debug, Clone)]
@@ -40,8 +72,9 @@ pub async fn start(
     store: &Store,
     settings: &SessionSettings,
     username: &str,
+    origin: &Origin,
 ) -> Result<String, StoreError> {
-    begin(store, settings, username, None).await
+    begin(store, settings, username, origin, None).await
 }
 
 /// Like [`start`], for a sign-in through an identity provider.
@@ -49,9 +82,10 @@ pub async fn start_sso(
     store: &Store,
     settings: &SessionSettings,
     username: &str,
+    origin: &Origin,
     sso: SessionSso,
 ) -> Result<String, StoreError> {
-    begin(store, settings, username, Some(sso)).await
+    begin(store, settings, username, origin, Some(sso)).await
 }
 
 /// [`start`] and [`start_sso`]: a new session, and the user's last sign-in.
@@ -59,6 +93,7 @@ async fn begin(
     store: &Store,
     settings: &SessionSettings,
     username: &str,
+    origin: &Origin,
     sso: Option<SessionSso>,
 ) -> Result<String, StoreError> {
     let id = random_id();
@@ -71,6 +106,8 @@ async fn begin(
             last_seen_at: now,
             expires_at: now + settings.lifetime.as_secs() as i64,
             revoked: false,
+            ip: origin.ip.map(|ip| ip.to_string()),
+            user_agent: origin.user_agent.clone(),
             sso,
         })
         .await?;
@@ -145,6 +182,25 @@ mod tests {
             domain: domain.map(Into::into),
             secure,
         }
+    }
+
+    #[test]
+    fn the_user_agent_kept_is_text_and_bounded() {
+        let origin = |ua: &[u8]| {
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::header::USER_AGENT,
+                http::HeaderValue::from_bytes(ua).unwrap(),
+            );
+            Origin::new(None, &h).user_agent
+        };
+        assert_eq!(origin(b"curl/8.5"), Some("curl/8.5".into()));
+        assert_eq!(origin(b"a\tb"), Some("ab".into()));
+        assert_eq!(origin(b"  "), None);
+        assert_eq!(origin(b"caf\xe9"), None, "not text");
+        let long = vec![b'x'; 1000];
+        assert_eq!(origin(&long).map(|u| u.len()), Some(Origin::MAX_USER_AGENT));
+        assert_eq!(Origin::new(None, &http::HeaderMap::new()).user_agent, None);
     }
 
     #[test]

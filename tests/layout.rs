@@ -148,6 +148,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sso",
             "accounts",
             "mail",
+            "audit",
         ],
     ),
     ("policy decision", &["policy", "gate"]),

@@ -15,6 +15,7 @@ fn new_user(name: &str, email: Option<&str>) -> NewUser {
         kind: UserKind::User,
         role: "user".into(),
         password_hash: Some("$argon2id$v=19$m=16,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        status: UserStatus::Enabled,
     }
 }
 

@@ -4,7 +4,8 @@
 //! names are valid), single sign-on, and soon self-registration and the
 //! admin API.
 //!
-//! [`users`] checks a user's name, email and password and turns a checked
+//! [`admin`] says who may administer accounts and who counts as an
+//! administrator; [`users`] checks a user's name, email and password and turns a checked
 //! [`users::NewAccount`] into the store's record with its password hashed;
 //! [`api_keys`] checks a key's name and permissions and creates the key
 //! (only its SHA-256 is stored); [`sso`] decides which account a single
@@ -12,6 +13,7 @@
 //! problem (a form message, a JSON error code, a CLI line): each rule answers
 //! with a typed error for them to map.
 
+pub mod admin;
 pub mod api_keys;
 pub mod registration;
 pub mod sso;

@@ -6,6 +6,7 @@
 //! change a password through [`hash_new_password`].
 
 use crate::authn::password::hash_password;
+use crate::directory::UserStatus;
 use crate::identity::UserKind;
 use crate::store::NewUser;
 use std::time::Duration;
@@ -119,6 +120,7 @@ pub struct NewAccount {
     name: Option<String>,
     kind: UserKind,
     role: String,
+    status: UserStatus,
 }
 
 impl NewAccount {
@@ -137,6 +139,7 @@ impl NewAccount {
             name: None,
             kind: UserKind::User,
             role: "user".to_owned(),
+            status: UserStatus::Enabled,
         })
     }
 
@@ -148,6 +151,12 @@ impl NewAccount {
 
     pub fn kind(mut self, kind: UserKind) -> Self {
         self.kind = kind;
+        self
+    }
+
+    /// Enabled (the default) or disabled.
+    pub fn status(mut self, status: UserStatus) -> Self {
+        self.status = status;
         self
     }
 
@@ -175,6 +184,7 @@ impl NewAccount {
             kind: self.kind,
             role: self.role,
             password_hash: None,
+            status: self.status,
         }
     }
 
@@ -193,6 +203,7 @@ impl NewAccount {
             kind: self.kind,
             role: self.role,
             password_hash: Some(hash),
+            status: self.status,
         })
     }
 }

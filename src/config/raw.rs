@@ -75,6 +75,9 @@ pub struct RawConfig {
     /// The rule for new passwords.
     #[serde(default)]
     pub passwords: RawPasswords,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: RawAudit,
 }
 
 /// `paths:` — how request paths are read, to match how the app reads them.
@@ -428,6 +431,16 @@ pub struct RawPasswords {
     pub min_length: Option<usize>,
     /// How long a mailed password-reset link works (default `1h`).
     pub reset_ttl: Option<String>,
+}
+
+/// `audit:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// How long audit events are kept (default `90d`).
+    pub retention: Option<String>,
+    /// Also log refused proxy requests, sampled (default false).
+    pub log_denials: Option<bool>,
 }
 
 /// `smtp:` — where mail is sent.

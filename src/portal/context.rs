@@ -9,6 +9,7 @@ use crate::portal::csrf::proven_same_origin;
 use crate::portal::json::error;
 use crate::portal::{ClientIp, PortalState};
 use crate::respond::Asker;
+use crate::session::Origin;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -79,6 +80,17 @@ fn account_refusal(
         ));
     }
     None
+}
+
+/// Extractor: where the request comes from (address after trusted
+/// proxies, user agent), for sessions and the audit trail.
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ClientIp>().and_then(|c| c.0);
+        Ok(Origin::new(ip, &parts.headers))
+    }
 }
 
 /// The request's shared parts every extractor here reads: the configuration

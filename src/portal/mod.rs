@@ -25,8 +25,10 @@ mod password;
 mod self_service;
 mod sign_in;
 
+use crate::audit::{AuditEvent, Outcome};
 use crate::redirect::RedirectPolicy;
 use crate::respond::Responder;
+use crate::session::Origin;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,9 +55,21 @@ pub struct PortalState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The mails the portal sends (built in, or from `smtp.templates_dir`).
     pub mail: Arc<crate::mail::MailTemplates>,
+    /// Where security events go.
+    pub audit: crate::audit::AuditLog,
 }
 
 impl PortalState {
+    /// Put on the audit trail that `actor` did `action` to their own
+    /// account from `origin`.
+    pub(crate) fn audit_own(&self, action: &'static str, actor: &str, origin: &Origin) {
+        self.audit.record(
+            AuditEvent::new(action, Outcome::Success)
+                .actor(actor)
+                .origin(origin),
+        );
+    }
+
     /// `{public_url}{prefix}{path}`: a portal URL for mails and providers.
     pub(crate) fn public(&self, path: &str) -> String {
         format!(

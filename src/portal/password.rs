@@ -8,8 +8,10 @@
 
 use crate::accounts::users::{check_password, hash_new_password, AccountError};
 use crate::app::Live;
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::portal::sign_in::{sign_in, signed_in, SignInFailure};
 use crate::portal::PortalState;
+use crate::session::Origin;
 use crate::store::StoreError;
 
 /// Why a password was not changed, answered by page and API each their way.
@@ -42,8 +44,9 @@ pub(in crate::portal) async fn change_password(
     s: &PortalState,
     live: &Live,
     change: PasswordChange<'_>,
-    ip: Option<std::net::IpAddr>,
+    origin: &Origin,
 ) -> Result<u64, PasswordChangeFailure> {
+    let ip = origin.ip;
     use PasswordChangeFailure as Failure;
     let username = change.username;
     let authn = live.gate.authenticator();
@@ -64,9 +67,17 @@ pub(in crate::portal) async fn change_password(
     // failed attempt.
     check_password(&live.passwords, change.new_password).map_err(Failure::Weak)?;
     if has_password {
-        sign_in(live, username, change.old_password, ip)
-            .await
-            .map_err(Failure::SignIn)?;
+        if let Err(failure) = sign_in(live, username, change.old_password, ip).await {
+            if failure != SignInFailure::Unavailable {
+                s.audit.record(
+                    AuditEvent::new(action::PASSWORD_CHANGE, Outcome::Failure)
+                        .actor(username)
+                        .origin(origin)
+                        .detail("reason", failure.reason()),
+                );
+            }
+            return Err(Failure::SignIn(failure));
+        }
         signed_in(live, username).await;
     }
     let (policy, new) = (live.passwords.clone(), change.new_password.to_owned());
@@ -97,7 +108,12 @@ pub(in crate::portal) async fn change_password(
     if let Some(email) = stored.record.email.as_deref() {
         notify(s, store, username, email).await;
     }
-    tracing::info!(user = %username, other_sessions_ended = ended, "password changed");
+    s.audit.record(
+        AuditEvent::new(action::PASSWORD_CHANGE, Outcome::Success)
+            .actor(username)
+            .origin(origin)
+            .detail("other_sessions_ended", ended),
+    );
     Ok(ended)
 }
 

@@ -11,9 +11,11 @@
 use crate::accounts::registration::{admission, Admission, LinkToken};
 use crate::accounts::users::{AccountError, NewAccount};
 use crate::app::Live;
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::directory::UserStatus;
 use crate::identity::UserKind;
 use crate::portal::PortalState;
+use crate::session::Origin;
 use crate::store::{unix_now, AccountToken, OutgoingMail, StoreError, StoredUser, TokenPurpose};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -49,6 +51,21 @@ pub(in crate::portal) enum SelfServiceError {
     EmailRequired,
     Banned(crate::regulation::Banned),
     Unavailable,
+}
+
+impl SelfServiceError {
+    /// The reason in the audit trail.
+    fn reason(&self) -> &'static str {
+        match self {
+            SelfServiceError::Closed => "closed",
+            SelfServiceError::Taken => "taken",
+            SelfServiceError::Invalid(_) => "invalid",
+            SelfServiceError::BadToken => "invalid_token",
+            SelfServiceError::EmailRequired => "email_required",
+            SelfServiceError::Banned(_) => "banned",
+            SelfServiceError::Unavailable => "unavailable",
+        }
+    }
 }
 
 impl From<StoreError> for SelfServiceError {
@@ -102,6 +119,30 @@ pub(in crate::portal) async fn register(
     s: &Arc<PortalState>,
     live: &Arc<Live>,
     r: Registration<'_>,
+    origin: &Origin,
+) -> Result<Registered, SelfServiceError> {
+    let done = admit(s, live, &r, origin.ip).await;
+    let mut event = match &done {
+        Ok(Registered::Active { is_admin }) => AuditEvent::new(action::REGISTER, Outcome::Success)
+            .detail("status", "active")
+            .detail("is_admin", *is_admin),
+        Ok(Registered::PendingActivation) => AuditEvent::new(action::REGISTER, Outcome::Success)
+            .detail("status", "pending_activation"),
+        Err(e) => AuditEvent::new(action::REGISTER, Outcome::Failure).detail("reason", e.reason()),
+    };
+    event = event.actor(r.username.trim()).origin(origin);
+    if r.invitation.is_some_and(|t| !t.trim().is_empty()) {
+        event = event.detail("invited", true);
+    }
+    s.audit.record(event);
+    done
+}
+
+/// [`register`] without the audit trail.
+async fn admit(
+    s: &Arc<PortalState>,
+    live: &Arc<Live>,
+    r: &Registration<'_>,
     ip: Option<IpAddr>,
 ) -> Result<Registered, SelfServiceError> {
     let store = s.store.as_ref().ok_or(SelfServiceError::Unavailable)?;
@@ -282,6 +323,25 @@ pub(in crate::portal) async fn activate(
     s: &PortalState,
     live: &Live,
     token: &str,
+    origin: &Origin,
+) -> Result<String, SelfServiceError> {
+    let done = activate_link(s, live, token).await;
+    if let Ok(username) = &done {
+        s.audit.record(
+            AuditEvent::new(action::REGISTER, Outcome::Success)
+                .actor(username)
+                .origin(origin)
+                .detail("status", "activated"),
+        );
+    }
+    done
+}
+
+/// [`activate`] without the audit trail.
+async fn activate_link(
+    s: &PortalState,
+    live: &Live,
+    token: &str,
 ) -> Result<String, SelfServiceError> {
     let store = s.store.as_ref().ok_or(SelfServiceError::Unavailable)?;
     let now = unix_now();
@@ -309,6 +369,7 @@ pub(in crate::portal) async fn activate(
             .role
             .unwrap_or_else(|| live.registration.default_role.clone()),
         password_hash: pending.password_hash,
+        status: crate::directory::UserStatus::Enabled,
     };
     match store
         .create_user_with_token(&hash, TokenPurpose::Activation, user, now)
@@ -431,6 +492,7 @@ pub(in crate::portal) async fn confirm_reset(
     live: &Live,
     token: &str,
     new_password: &str,
+    origin: &Origin,
 ) -> Result<String, SelfServiceError> {
     let store = s.store.as_ref().ok_or(SelfServiceError::Unavailable)?;
     let policy = live.passwords.clone();
@@ -455,6 +517,10 @@ pub(in crate::portal) async fn confirm_reset(
     store.change_password(&username, &hash, None).await?;
     live.gate.authenticator().invalidate_user(&username);
     live.gate.regulator().succeeded(&username).await;
-    tracing::info!(user = %username, "password reset");
+    s.audit.record(
+        AuditEvent::new(action::PASSWORD_RESET, Outcome::Success)
+            .actor(&username)
+            .origin(origin),
+    );
     Ok(username)
 }

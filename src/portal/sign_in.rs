@@ -9,7 +9,8 @@ use crate::directory::UserRecord;
 use crate::portal::PortalState;
 use crate::two_factor::TwoFactorError;
 
-use crate::session::{self};
+use crate::audit::{action, AuditEvent, Outcome};
+use crate::session::{self, Origin};
 
 /// Why a sign-in did not succeed, answered the same way by page and API.
 #[derive(Debug, PartialEq)]
@@ -143,16 +144,94 @@ pub(in crate::portal) async fn signed_in(live: &Live, username: &str) {
     live.gate.regulator().succeeded(username).await;
 }
 
-/// Start a session for `username` and answer its `Set-Cookie`.
+/// Which way a sign-in came (`channel` in the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::portal) enum Channel {
+    /// The sign-in page (and its second-factor step).
+    Page,
+    /// `api/login` (a token).
+    Api,
+    /// `api/session` (Basic, then a cookie).
+    Basic,
+    /// The setup page's first administrator.
+    Setup,
+}
+
+impl Channel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Channel::Page => "page",
+            Channel::Api => "api",
+            Channel::Basic => "basic",
+            Channel::Setup => "setup",
+        }
+    }
+}
+
+impl SignInFailure {
+    /// The reason in the audit trail.
+    pub(in crate::portal) fn reason(&self) -> &'static str {
+        match self {
+            SignInFailure::Invalid => "invalid_credentials",
+            SignInFailure::Disabled => "account_disabled",
+            SignInFailure::Banned(_) => "banned",
+            SignInFailure::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Put a sign-in on the audit trail: `login` as typed (a name or an
+/// address) and why it failed, or the user it signed in.
+pub(in crate::portal) fn audit_sign_in(
+    s: &PortalState,
+    origin: &Origin,
+    login: &str,
+    channel: Channel,
+    failure: Option<&str>,
+) {
+    let outcome = if failure.is_some() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    let mut event = AuditEvent::new(action::SIGN_IN, outcome)
+        .actor(login)
+        .origin(origin)
+        .detail("channel", channel.as_str());
+    if let Some(reason) = failure {
+        event = event.detail("reason", reason);
+    }
+    s.audit.record(event);
+}
+
+/// Put a sign-out on the audit trail (`channel`: `page` or `api`).
+pub(in crate::portal) fn audit_sign_out(
+    s: &PortalState,
+    origin: &Origin,
+    username: &str,
+    channel: &'static str,
+) {
+    s.audit.record(
+        AuditEvent::new(action::SIGN_OUT, Outcome::Success)
+            .actor(username)
+            .origin(origin)
+            .detail("channel", channel),
+    );
+}
+
+/// Start a session for `username` (who signed in through `channel`) and
+/// answer its `Set-Cookie`; the sign-in goes on the audit trail.
 pub(in crate::portal) async fn start_session(
     s: &PortalState,
     live: &Live,
     username: &str,
+    origin: &Origin,
+    channel: Channel,
 ) -> Option<String> {
     let store = s.store.as_ref()?;
-    match session::start(store, &live.session, username).await {
+    match session::start(store, &live.session, username, origin).await {
         Ok(id) => {
-            tracing::info!(user = %username, "signed in");
+            audit_sign_in(s, origin, username, channel, None);
             Some(session::session_cookie(&live.session, &id))
         }
         Err(e) => {

@@ -9,6 +9,7 @@
 
 mod access;
 mod accounts;
+mod audit;
 mod mail;
 mod passwords;
 mod services;
@@ -65,6 +66,8 @@ pub struct Config {
     pub registration: RegistrationSettings,
     /// The rule for new passwords (`passwords:`).
     pub passwords: PasswordPolicy,
+    /// The audit trail (`audit:`).
+    pub audit: crate::audit::AuditSettings,
 }
 
 impl Config {
@@ -121,6 +124,7 @@ fn compile(raw: config::raw::RawConfig, c: &mut Checker) -> Option<Config> {
     let (smtp, mail_templates) = mail::smtp(c, raw.smtp, &portal.title);
     let registration = accounts::registration(c, raw.registration, &roles);
     let passwords = passwords::passwords(c, raw.passwords);
+    let audit = audit::audit(c, raw.audit);
     Some(Config {
         server: server?,
         public_url: public_url?,
@@ -147,5 +151,6 @@ fn compile(raw: config::raw::RawConfig, c: &mut Checker) -> Option<Config> {
         mail_templates: mail_templates?,
         registration,
         passwords,
+        audit,
     })
 }

@@ -16,11 +16,13 @@
 //! block and its record types: `users`, `sessions`, `tokens` (revoked tokens
 //! and signing keys), `regulation` (sign-in failures and bans), `api_keys`,
 //! `changes`, `two_factor`, `sso` (identities linked to users, sign-ins
-//! sent to a provider) and `outbox` (mail waiting to be sent). This file
+//! sent to a provider), `outbox` (mail waiting to be sent) and `audit`
+//! (the audit trail). This file
 //! keeps the pool, its runtime, the migrations and the errors.
 
 mod account_tokens;
 mod api_keys;
+mod audit;
 mod changes;
 mod outbox;
 mod regulation;
@@ -32,12 +34,13 @@ mod users;
 
 pub use account_tokens::{AccountToken, TokenPurpose};
 pub use api_keys::StoredApiKey;
+pub use audit::{AuditQuery, AuditRecord};
 pub use changes::Change;
 pub use outbox::{ClaimedMail, OutboxEntry, OutgoingMail};
 pub use sessions::{SessionRecord, SessionSso};
 pub use sso::{SsoIdentity, SsoPending};
 pub use two_factor::{PendingLogin, PendingPurpose, StoredSecondFactor};
-pub use users::{NewUser, StoredUser};
+pub use users::{AdminGuard, NewUser, StoredUser, UserChange, UserQuery};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
@@ -64,6 +67,8 @@ pub enum StoreError {
     Closed,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    #[error("this would leave no enabled administrator")]
+    LastAdmin,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {

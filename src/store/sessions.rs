@@ -16,6 +16,10 @@ pub struct SessionRecord {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked: bool,
+    /// The client's address when the session started.
+    pub ip: Option<String>,
+    /// The client's `User-Agent` when the session started.
+    pub user_agent: Option<String>,
     /// Where the session came from, for a sign-in through an identity
     /// provider.
     pub sso: Option<SessionSso>,
@@ -35,7 +39,7 @@ pub struct SessionSso {
 }
 
 const SESSION_COLUMNS: &str = "id_hash, username, created_at, last_seen_at, expires_at, revoked, \
-                               sso_provider, sso_subject, sso_sid, id_token";
+                               ip, user_agent, sso_provider, sso_subject, sso_sid, id_token";
 
 fn session_from_row(r: &AnyRow) -> Result<SessionRecord, sqlx::Error> {
     let provider: Option<String> = r.try_get("sso_provider")?;
@@ -62,6 +66,8 @@ fn session_from_row(r: &AnyRow) -> Result<SessionRecord, sqlx::Error> {
         last_seen_at: r.try_get("last_seen_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked: r.try_get::<i32, _>("revoked")? != 0,
+        ip: r.try_get("ip")?,
+        user_agent: r.try_get("user_agent")?,
         sso,
     })
 }
@@ -80,8 +86,8 @@ impl Store {
             let sso = record.sso;
             sqlx::query(
                 "INSERT INTO sessions (id_hash, username, created_at, last_seen_at, expires_at, revoked, \
-                 sso_provider, sso_subject, sso_sid, id_token) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9)",
+                 ip, user_agent, sso_provider, sso_subject, sso_sid, id_token) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $10, $11, $6, $7, $8, $9)",
             )
             .bind(record.id_hash)
             .bind(record.username)
@@ -92,6 +98,8 @@ impl Store {
             .bind(sso.as_ref().map(|s| s.subject.clone()))
             .bind(sso.as_ref().and_then(|s| s.sid.clone()))
             .bind(sso.map(|s| s.id_token))
+            .bind(record.ip)
+            .bind(record.user_agent)
             .execute(&pool)
             .await
             .map_err(unavailable)?;
@@ -144,6 +152,71 @@ impl Store {
                 .map_err(unavailable)?;
             record_change(&mut tx, "session", &id_hash).await?;
             tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// `username`'s sessions that are neither revoked nor past their
+    /// absolute expiry at `now`, newest first. (Whether one is idle too long
+    /// depends on the configured timeout: see [`SessionRecord::is_live`].)
+    pub async fn user_sessions(
+        &self,
+        username: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let username = username.to_owned();
+        self.run(|pool| async move {
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions \
+                 WHERE username = $1 AND revoked = 0 AND expires_at > $2 \
+                 ORDER BY created_at DESC, id_hash"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(username)
+                .bind(now)
+                .fetch_all(&pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(session_from_row)
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Revoke `username`'s unrevoked sessions: all of them, or only
+    /// `only` (an id hash), in either case never `keep`. Records a
+    /// `session` change per revoked session in the same transaction, so
+    /// every replica's cache drops them. Answers how many were revoked.
+    pub async fn revoke_user_sessions(
+        &self,
+        username: &str,
+        only: Option<&str>,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let username = username.to_owned();
+        let only = only.unwrap_or_default().to_owned();
+        let keep = keep.unwrap_or_default().to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let rows = sqlx::query(
+                "UPDATE sessions SET revoked = 1 \
+                 WHERE username = $1 AND revoked = 0 AND ($2 = '' OR id_hash = $2) AND id_hash <> $3 \
+                 RETURNING id_hash",
+            )
+            .bind(username)
+            .bind(only)
+            .bind(keep)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            for row in &rows {
+                let id_hash: String = row.try_get("id_hash").map_err(unavailable)?;
+                record_change(&mut tx, "session", &id_hash).await?;
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(rows.len() as u64)
         })
         .await
     }
@@ -207,6 +280,8 @@ mod tests {
             last_seen_at: last_seen,
             expires_at: 1_000 + 43_200,
             revoked,
+            ip: None,
+            user_agent: None,
             sso: None,
         };
         let idle = 3_600;

@@ -31,6 +31,8 @@ pub struct NewUser {
     pub kind: UserKind,
     pub role: String,
     pub password_hash: Option<String>,
+    /// `Enabled` for everyone but users an administrator creates disabled.
+    pub status: UserStatus,
 }
 
 fn kind_str(k: UserKind) -> &'static str {
@@ -38,9 +40,76 @@ fn kind_str(k: UserKind) -> &'static str {
 }
 
 fn status_str(s: UserStatus) -> &'static str {
-    match s {
-        UserStatus::Enabled => "enabled",
-        UserStatus::Disabled => "disabled",
+    s.as_str()
+}
+
+/// Which users [`Store::search_users`] answers, and which page of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Part of the name, e-mail address or display name (any case).
+    pub text: Option<String>,
+    pub kind: Option<UserKind>,
+    pub status: Option<UserStatus>,
+    pub role: Option<String>,
+    /// Rows to skip, and the most to answer.
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// A partial change of a user: each `Some` field is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub role: Option<String>,
+    pub status: Option<UserStatus>,
+    pub kind: Option<UserKind>,
+    /// `Some(None)` clears the address.
+    pub email: Option<Option<String>>,
+    pub name: Option<Option<String>>,
+    /// A new password hash: a credentials change (every session ends).
+    pub password_hash: Option<String>,
+}
+
+/// Keep at least one enabled administrator: a change or deletion that
+/// would leave no enabled user with one of `roles` is refused with
+/// [`StoreError::LastAdmin`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminGuard {
+    /// The roles that administer users. Empty: no guard (an administrator
+    /// declared in the config file cannot be locked out).
+    pub roles: Vec<String>,
+}
+
+impl AdminGuard {
+    /// Enabled users with an admin role, counted inside `tx`.
+    async fn count(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, StoreError> {
+        let placeholders: Vec<String> = (1..=self.roles.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM users WHERE status = 'enabled' AND role IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for role in &self.roles {
+            query = query.bind(role.clone());
+        }
+        let row = query.fetch_one(&mut **tx).await.map_err(unavailable)?;
+        row.try_get::<i64, _>("n").map_err(unavailable)
+    }
+
+    /// Refuse when `before` was an enabled admin and none is left.
+    async fn check(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        before: &StoredUser,
+    ) -> Result<(), StoreError> {
+        let was_admin =
+            before.record.status == UserStatus::Enabled && self.roles.contains(&before.record.role);
+        if self.roles.is_empty() || !was_admin {
+            return Ok(());
+        }
+        if self.count(tx).await? == 0 {
+            return Err(StoreError::LastAdmin);
+        }
+        Ok(())
     }
 }
 
@@ -89,7 +158,7 @@ where
 {
     let sql = format!(
         "INSERT INTO users (username, email, name, kind, status, role, password_hash, created_at, updated_at) \
-         SELECT $1, $2, $3, $4, 'enabled', $5, $6, $7, $7 WHERE {guard} RETURNING {USER_COLUMNS}"
+         SELECT $1, $2, $3, $4, $8, $5, $6, $7, $7 WHERE {guard} RETURNING {USER_COLUMNS}"
     );
     let row = sqlx::query(&sql)
         .bind(user.username.clone())
@@ -99,6 +168,7 @@ where
         .bind(user.role.clone())
         .bind(user.password_hash.clone())
         .bind(now())
+        .bind(status_str(user.status))
         .fetch_optional(executor)
         .await
         .map_err(|e| {
@@ -170,6 +240,176 @@ impl Store {
         .await
     }
 
+    /// A user by stored id.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<StoredUser>, StoreError> {
+        self.run(|pool| async move {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+            let row = sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(&pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref()
+                .map(user_from_row)
+                .transpose()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// One page of the users matching `query`, by name, and how many match
+    /// in all.
+    pub async fn search_users(
+        &self,
+        query: UserQuery,
+    ) -> Result<(Vec<StoredUser>, i64), StoreError> {
+        self.run(|pool| async move {
+            // Every condition is always present; an empty value turns it off.
+            let filter = "($1 = '' OR LOWER(username) LIKE $1 ESCAPE '\\' \
+                          OR LOWER(COALESCE(email, '')) LIKE $1 ESCAPE '\\' \
+                          OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\') \
+                          AND ($2 = '' OR kind = $2) AND ($3 = '' OR status = $3) AND ($4 = '' OR role = $4)";
+            let text = query
+                .text
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| format!("%{}%", like_escape(&t.to_lowercase())))
+                .unwrap_or_default();
+            let values = [
+                text,
+                query.kind.map(kind_str).unwrap_or_default().to_owned(),
+                query.status.map(status_str).unwrap_or_default().to_owned(),
+                query.role.unwrap_or_default(),
+            ];
+            let count_sql = format!("SELECT COUNT(*) AS n FROM users WHERE {filter}");
+            let page_sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY username LIMIT $5 OFFSET $6"
+            );
+            let mut count = sqlx::query(&count_sql);
+            let mut page = sqlx::query(&page_sql);
+            for v in &values {
+                count = count.bind(v.clone());
+                page = page.bind(v.clone());
+            }
+            let total: i64 = count
+                .fetch_one(&pool)
+                .await
+                .and_then(|r| r.try_get("n"))
+                .map_err(unavailable)?;
+            let rows = page
+                .bind(query.limit.max(0))
+                .bind(query.offset.max(0))
+                .fetch_all(&pool)
+                .await
+                .map_err(unavailable)?;
+            let users = rows
+                .iter()
+                .map(user_from_row)
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            Ok((users, total))
+        })
+        .await
+    }
+
+    /// Apply `change` to `username` in one transaction, refused when
+    /// `guard` says it would leave no enabled administrator. A new password
+    /// bumps the credentials version and revokes every session, as
+    /// [`Store::change_password`] does. One `user` change tells every
+    /// replica to drop what it cached. Answers the user before and after.
+    pub async fn update_user(
+        &self,
+        username: &str,
+        change: UserChange,
+        guard: AdminGuard,
+    ) -> Result<(StoredUser, StoredUser), StoreError> {
+        let username = username.to_owned();
+        self.run(|pool| async move {
+            let at = now();
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let before = user_in(&mut tx, &username).await?;
+            let mut sets = Vec::new();
+            let mut values: Vec<Option<String>> = Vec::new();
+            let mut set = |column: &str, value: Option<String>| {
+                values.push(value);
+                sets.push(format!("{column} = ${}", values.len() + 2));
+            };
+            if let Some(role) = change.role {
+                set("role", Some(role));
+            }
+            if let Some(status) = change.status {
+                set("status", Some(status_str(status).to_owned()));
+            }
+            if let Some(kind) = change.kind {
+                set("kind", Some(kind_str(kind).to_owned()));
+            }
+            if let Some(email) = change.email {
+                set("email", email);
+            }
+            if let Some(name) = change.name {
+                set("name", name);
+            }
+            let new_password = change.password_hash.is_some();
+            if let Some(hash) = change.password_hash {
+                set("password_hash", Some(hash));
+                sets.push("credentials_version = credentials_version + 1".into());
+                sets.push("credentials_changed_at = $1".into());
+            }
+            sets.push("updated_at = $1".into());
+            let sql = format!(
+                "UPDATE users SET {} WHERE username = $2 RETURNING {USER_COLUMNS}",
+                sets.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(at).bind(username.clone());
+            for v in values {
+                query = query.bind(v);
+            }
+            let row = query.fetch_one(&mut *tx).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("email".into())
+                } else {
+                    unavailable(e)
+                }
+            })?;
+            let after = user_from_row(&row).map_err(unavailable)?;
+            guard.check(&mut tx, &before).await?;
+            if new_password {
+                sqlx::query("UPDATE sessions SET revoked = 1 WHERE username = $1 AND revoked = 0")
+                    .bind(username.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            record_change(&mut tx, "user", &username).await?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Delete `username` (as [`Store::delete_user`]: with their second
+    /// factor, pending sign-ins, single sign-on links, sessions and API
+    /// keys), refused when `guard` says no enabled administrator would be
+    /// left. Answers the user as they were.
+    pub async fn delete_user_guarded(
+        &self,
+        username: &str,
+        guard: AdminGuard,
+    ) -> Result<StoredUser, StoreError> {
+        let username = username.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let before = user_in(&mut tx, &username).await?;
+            delete_rows(&mut tx, &username).await?;
+            guard.check(&mut tx, &before).await?;
+            record_change(&mut tx, "user", &username).await?;
+            tx.commit().await.map_err(unavailable)?;
+            Ok(before)
+        })
+        .await
+    }
+
     /// How many enabled users exist (the first one becomes admin).
     pub async fn count_enabled_users(&self) -> Result<i64, StoreError> {
         self.scalar("SELECT COUNT(*) AS n FROM users WHERE status = 'enabled'")
@@ -199,22 +439,9 @@ impl Store {
                         .await
                 }
                 None => {
-                    for sql in [
-                        "DELETE FROM two_factor WHERE username = $1",
-                        "DELETE FROM recovery_codes WHERE username = $1",
-                        "DELETE FROM pending_logins WHERE username = $1",
-                        "DELETE FROM sso_links WHERE username = $1",
-                    ] {
-                        sqlx::query(sql)
-                            .bind(username.clone())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(unavailable)?;
-                    }
-                    sqlx::query("DELETE FROM users WHERE username = $1")
-                        .bind(username.clone())
-                        .execute(&mut *tx)
-                        .await
+                    delete_rows(&mut tx, &username).await?;
+                    record_change(&mut tx, "user", &username).await?;
+                    return tx.commit().await.map_err(unavailable);
                 }
             }
             .map_err(unavailable)?;
@@ -323,4 +550,63 @@ impl Store {
         )
         .await
     }
+}
+
+/// `username` as stored, read inside `tx`; `NotFound` when there is none.
+async fn user_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    username: &str,
+) -> Result<StoredUser, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+    let row = sqlx::query(&sql)
+        .bind(username.to_owned())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::NotFound(format!("user `{username}`")))?;
+    user_from_row(&row).map_err(unavailable)
+}
+
+/// Delete `username` and everything that is theirs alone: second factor,
+/// recovery codes, pending sign-ins, single sign-on links, sessions and API
+/// keys. `NotFound` when there is no such user.
+async fn delete_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    username: &str,
+) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM two_factor WHERE username = $1",
+        "DELETE FROM recovery_codes WHERE username = $1",
+        "DELETE FROM pending_logins WHERE username = $1",
+        "DELETE FROM sso_links WHERE username = $1",
+        "UPDATE sessions SET revoked = 1 WHERE username = $1",
+        "UPDATE api_keys SET revoked = 1 WHERE username = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(username.to_owned())
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+    }
+    let done = sqlx::query("DELETE FROM users WHERE username = $1")
+        .bind(username.to_owned())
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("user `{username}`")));
+    }
+    Ok(())
+}
+
+/// `text` with LIKE's wildcards taken literally (under `ESCAPE '\'`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -14,6 +14,7 @@ use crate::portal::self_service::{
 };
 use crate::portal::{ClientIp, PortalState};
 use crate::respond::Reply;
+use crate::session::Origin;
 use crate::store::{unix_now, AccountToken};
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
@@ -77,8 +78,8 @@ pub(in crate::portal) struct RegisterRequest {
 /// `POST api/register` → 201 `{status, is_admin}`.
 pub(in crate::portal) async fn register(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -92,7 +93,7 @@ pub(in crate::portal) async fn register(
         password: &req.password,
         invitation: req.invitation.as_deref(),
     };
-    match register_account(&s, &live, r, ip).await {
+    match register_account(&s, &live, r, &origin).await {
         Ok(done) => {
             let (status, is_admin) = match done {
                 Registered::Active { is_admin } => ("active", is_admin),
@@ -192,6 +193,7 @@ pub(in crate::portal) struct ResetConfirm {
 /// `POST api/password-reset/confirm {token, new_password}`.
 pub(in crate::portal) async fn password_reset_confirm(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,
     body: Bytes,
@@ -200,7 +202,7 @@ pub(in crate::portal) async fn password_reset_confirm(
         Ok(r) => r,
         Err(reply) => return reply.into_response(),
     };
-    match confirm_reset(&s, &live, &req.token, &req.new_password).await {
+    match confirm_reset(&s, &live, &req.token, &req.new_password, &origin).await {
         Ok(_) => no_store(Json(serde_json::json!({"status": "password_changed"})).into_response()),
         Err(e) => refused(&s, &e),
     }

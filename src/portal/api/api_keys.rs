@@ -7,11 +7,13 @@ use crate::accounts::api_keys::{
     check_api_key, create_api_key, expires_after, ApiKeyError, CreatedApiKey, NewApiKey,
 };
 use crate::app::Live;
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::identity::Identity;
 use crate::portal::context::{AccountReader, AccountWriter};
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::PortalState;
-use crate::store::{unix_now, Store, StoreError};
+use crate::session::Origin;
+use crate::store::{unix_now, StoreError};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,7 +25,8 @@ use std::sync::Arc;
 /// A new key acting as `owner`, narrowed to a subset of the owner's own
 /// permissions (`None`: all of them).
 pub(in crate::portal) async fn create_own_key(
-    store: &Store,
+    s: &PortalState,
+    origin: &Origin,
     owner: &Identity,
     name: &str,
     permissions: Option<&[String]>,
@@ -36,20 +39,43 @@ pub(in crate::portal) async fn create_own_key(
         within: Some(&owner.permissions),
         expires_at,
     };
-    create_api_key(store, new).await
+    let store = s
+        .store
+        .as_ref()
+        .ok_or(StoreError::Unavailable("no store".into()))?;
+    let created = create_api_key(store, new).await?;
+    s.audit.record(
+        AuditEvent::new(action::API_KEY_CREATE, Outcome::Success)
+            .actor(&owner.subject)
+            .origin(origin)
+            .detail("key_id", created.stored.id)
+            .detail("name", created.stored.name.clone()),
+    );
+    Ok(created)
 }
 
 /// Revoke `owner`'s key `id` everywhere (this replica's cache at once,
 /// the others through the change feed). `NotFound` when `owner` has no
 /// such live key.
 pub(in crate::portal) async fn revoke_own_key(
-    store: &Store,
+    s: &PortalState,
+    origin: &Origin,
     live: &Live,
     owner: &Identity,
     id: i64,
 ) -> Result<(), StoreError> {
+    let store = s
+        .store
+        .as_ref()
+        .ok_or(StoreError::Unavailable("no store".into()))?;
     let sha256 = store.revoke_api_key(id, Some(&owner.subject)).await?;
     live.gate.authenticator().invalidate_revoked(&sha256);
+    s.audit.record(
+        AuditEvent::new(action::API_KEY_REVOKE, Outcome::Success)
+            .actor(&owner.subject)
+            .origin(origin)
+            .detail("key_id", id),
+    );
     Ok(())
 }
 
@@ -102,6 +128,7 @@ pub(in crate::portal) struct NewKeyRequest {
 /// subset of the caller's permissions; the key is in this answer only.
 pub(in crate::portal) async fn create_key(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     AccountWriter { identity, .. }: AccountWriter,
     headers: HeaderMap,
     body: Bytes,
@@ -143,11 +170,8 @@ pub(in crate::portal) async fn create_key(
         Ok(at) => at,
         Err(e) => return refused(e),
     };
-    let Some(store) = &s.store else {
-        return store_down(&s, STORE_DOWN);
-    };
     let permissions = req.permissions.as_deref();
-    match create_own_key(store, &identity, &name, permissions, expires_at).await {
+    match create_own_key(&s, &origin, &identity, &name, permissions, expires_at).await {
         Ok(created) => {
             let mut body = key_json(&created.stored);
             body["key"] = serde_json::Value::String(created.key);
@@ -162,16 +186,14 @@ pub(in crate::portal) async fn create_key(
 /// `DELETE api/me/api-keys/{id}`: revoke one of the caller's keys.
 pub(in crate::portal) async fn delete_key(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     AccountWriter { live, identity }: AccountWriter,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key");
     };
-    let Some(store) = &s.store else {
-        return store_down(&s, STORE_DOWN);
-    };
-    match revoke_own_key(store, &live, &identity, id).await {
+    match revoke_own_key(&s, &origin, &live, &identity, id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(crate::store::StoreError::NotFound(_)) => {
             error(&s, StatusCode::NOT_FOUND, "not_found", "no such API key")

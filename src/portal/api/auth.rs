@@ -9,8 +9,12 @@ use crate::identity::{AuthMethod, Identity, Revocation};
 use crate::portal::context::Caller;
 use crate::portal::csrf::proven_same_origin;
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
-use crate::portal::sign_in::{check_code, sign_in, signed_in, start_session, SignInFailure};
+use crate::portal::sign_in::{
+    audit_sign_in, audit_sign_out, check_code, sign_in, signed_in, start_session, Channel,
+    SignInFailure,
+};
 use crate::portal::{ClientIp, PortalState};
+use crate::session::Origin;
 use crate::store::{unix_now, PendingPurpose};
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -60,6 +64,7 @@ async fn stored_id(s: &PortalState, username: &str) -> Option<i64> {
 /// `POST api/login`: name (or e-mail) and password → a signed token.
 pub(in crate::portal) async fn login(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -85,9 +90,11 @@ pub(in crate::portal) async fn login(
         );
     }
     let code = req.two_factor_code.as_deref().map(str::trim).unwrap_or("");
+    let failed = |reason: &str| audit_sign_in(&s, &origin, login, Channel::Api, Some(reason));
     let user = match sign_in(&live, login, password, ip).await {
         Ok(u) => u,
         Err(failure) => {
+            failed(failure.reason());
             if failure == SignInFailure::Invalid && !code.is_empty() {
                 // Look the second factor up anyway, so the time taken does
                 // not tell a wrong password from a wrong code.
@@ -108,6 +115,11 @@ pub(in crate::portal) async fn login(
         }
         Ok(Some(PendingPurpose::Verify)) => {
             if let Err(failure) = check_code(&live, &user.username, code, ip).await {
+                let reason = match failure {
+                    SignInFailure::Invalid => "invalid_code",
+                    ref other => other.reason(),
+                };
+                failed(reason);
                 return failure.into_json(&s);
             }
             true
@@ -123,6 +135,7 @@ pub(in crate::portal) async fn login(
         Err(_) => return SignInFailure::Unavailable.into_json(&s),
     };
     signed_in(&live, &user.username).await;
+    audit_sign_in(&s, &origin, &user.username, Channel::Api, None);
     token_answer(&s, &live, &user, two_factor_enabled).await
 }
 
@@ -231,6 +244,7 @@ pub(in crate::portal) async fn token(
 /// (401 `two_factor_required`), as Basic is on protected requests.
 pub(in crate::portal) async fn session(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -260,18 +274,25 @@ pub(in crate::portal) async fn session(
     };
     let user = match sign_in(&live, &basic.username, &basic.password, ip).await {
         Ok(u) => u,
-        Err(failure) => return failure.into_json(&s),
+        Err(failure) => {
+            let reason = failure.reason();
+            audit_sign_in(&s, &origin, &basic.username, Channel::Basic, Some(reason));
+            return failure.into_json(&s);
+        }
     };
     match live.two_factor.owed(&user).await {
         Ok(None) => {}
         Ok(Some(_)) => {
+            let reason = Some("two_factor_required");
+            audit_sign_in(&s, &origin, &user.username, Channel::Basic, reason);
             let e = crate::authn::AuthnError::SecondFactorRequired;
             return error(&s, StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
         }
         Err(_) => return SignInFailure::Unavailable.into_json(&s),
     }
     signed_in(&live, &user.username).await;
-    let Some(cookie) = start_session(&s, &live, &user.username).await else {
+    let Some(cookie) = start_session(&s, &live, &user.username, &origin, Channel::Basic).await
+    else {
         return store_down(
             &s,
             "a session cannot be started right now; try again shortly",
@@ -333,6 +354,7 @@ pub(in crate::portal) async fn me(
 /// `POST api/logout`: revoke the token or session the request came with.
 pub(in crate::portal) async fn logout(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     headers: HeaderMap,
     Caller {
         live,
@@ -379,7 +401,7 @@ pub(in crate::portal) async fn logout(
     if let Some(handle) = &identity.revocation {
         live.gate.authenticator().invalidate_revoked(handle.key());
     }
-    tracing::info!(user = %identity.subject, "signed out");
+    audit_sign_out(&s, &origin, &identity.subject, "api");
     let mut resp = no_store(Json(serde_json::json!({"status": "logged_out"})).into_response());
     if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert(header::SET_COOKIE, c);

@@ -7,9 +7,9 @@ use crate::portal::context::AccountWriter;
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::password::{change_password, PasswordChange, PasswordChangeFailure};
 use crate::portal::sign_in::SignInFailure;
-use crate::portal::{ClientIp, PortalState};
+use crate::portal::PortalState;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -30,7 +30,7 @@ pub(in crate::portal) struct PasswordRequest {
 /// `read_only_user` for users of the config file.
 pub(in crate::portal) async fn change(
     State(s): State<Arc<PortalState>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    origin: crate::session::Origin,
     AccountWriter { live, identity }: AccountWriter,
     headers: HeaderMap,
     body: Bytes,
@@ -58,7 +58,7 @@ pub(in crate::portal) async fn change(
         new_password,
         keep_session,
     };
-    match change_password(&s, &live, change, ip).await {
+    match change_password(&s, &live, change, &origin).await {
         Ok(ended) => no_store(
             Json(serde_json::json!({
                 "status": "password_changed",

@@ -4,12 +4,14 @@
 //! `DELETE api/me/2fa` (turn it off with a code or the password).
 
 use crate::app::Live;
+use crate::audit::action;
 use crate::directory::UserRecord;
 use crate::identity::Identity;
 use crate::portal::context::AccountWriter;
 use crate::portal::json::{error, json_body, no_store, two_factor_refused};
 use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
 use crate::portal::{ClientIp, PortalState};
+use crate::session::Origin;
 use crate::two_factor::TwoFactorError;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -69,6 +71,7 @@ pub(in crate::portal) struct CodeRequest {
 /// `POST api/me/2fa/confirm` with `{code}`.
 pub(in crate::portal) async fn confirm(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     AccountWriter { live, identity }: AccountWriter,
     headers: HeaderMap,
     body: Bytes,
@@ -89,13 +92,16 @@ pub(in crate::portal) async fn confirm(
         );
     };
     match turn_on_second_factor(&live, &identity.subject, code).await {
-        Ok(codes) => no_store(
-            Json(serde_json::json!({
-                "two_factor_enabled": true,
-                "recovery_codes": codes,
-            }))
-            .into_response(),
-        ),
+        Ok(codes) => {
+            s.audit_own(action::TWO_FACTOR_ENABLE, &identity.subject, &origin);
+            no_store(
+                Json(serde_json::json!({
+                    "two_factor_enabled": true,
+                    "recovery_codes": codes,
+                }))
+                .into_response(),
+            )
+        }
         Err(e) => two_factor_refused(&s, &e),
     }
 }
@@ -103,6 +109,7 @@ pub(in crate::portal) async fn confirm(
 /// `DELETE api/me/2fa` with `{code}` or `{password}`.
 pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     AccountWriter { live, identity }: AccountWriter,
     headers: HeaderMap,
@@ -163,7 +170,10 @@ pub(in crate::portal) async fn disable(
         }
     }
     match live.two_factor.remove(&identity.subject).await {
-        Ok(()) => no_store(Json(serde_json::json!({"two_factor_enabled": false})).into_response()),
+        Ok(()) => {
+            s.audit_own(action::TWO_FACTOR_DISABLE, &identity.subject, &origin);
+            no_store(Json(serde_json::json!({"two_factor_enabled": false})).into_response())
+        }
         Err(e) => two_factor_refused(&s, &e),
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::accounts::api_keys::{expires_after, ApiKeyError};
 use crate::app::Live;
+use crate::audit::action;
 use crate::credentials::CredentialSource;
 use crate::identity::{Identity, Revocation};
 use crate::portal::api::api_keys::{create_own_key, revoke_own_key, rfc3339};
@@ -20,6 +21,7 @@ use crate::portal::pages::second_factor::enrolment_for;
 use crate::portal::password::{change_password, PasswordChange, PasswordChangeFailure};
 use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
 use crate::portal::{ClientIp, PortalState};
+use crate::session::Origin;
 use crate::store::{unix_now, StoreError};
 use crate::two_factor::{Enrolment, TwoFactorError};
 use axum::extract::{Extension, State};
@@ -286,6 +288,7 @@ pub(in crate::portal) async fn enrol(
 /// `POST account/2fa/confirm`: turn it on with a code; shows the recovery codes.
 pub(in crate::portal) async fn confirm(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -297,6 +300,7 @@ pub(in crate::portal) async fn confirm(
     };
     match turn_on_second_factor(&live, &identity.subject, &form.code).await {
         Ok(codes) => {
+            s.audit_own(action::TWO_FACTOR_ENABLE, &identity.subject, &origin);
             let view = AccountView {
                 recovery_codes: Some(codes),
                 ..AccountView::notice("Two-factor authentication is on.")
@@ -323,6 +327,7 @@ pub(in crate::portal) async fn confirm(
 /// `POST account/2fa/disable`: turn it off, proven by a code or the password.
 pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -377,6 +382,7 @@ pub(in crate::portal) async fn disable(
     }
     match live.two_factor.remove(&identity.subject).await {
         Ok(()) | Err(TwoFactorError::NotEnabled) => {
+            s.audit_own(action::TWO_FACTOR_DISABLE, &identity.subject, &origin);
             let view = AccountView::notice("Two-factor authentication is off.");
             account_page(&s, &live, &headers, &identity, StatusCode::OK, view).await
         }
@@ -391,6 +397,7 @@ pub(in crate::portal) async fn disable(
 /// `api/me/password` does; this session stays, the others end.
 pub(in crate::portal) async fn change_password_submit(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -416,7 +423,7 @@ pub(in crate::portal) async fn change_password_submit(
         keep_session,
     };
     let weak = format!("Choose a new password of {}.", live.passwords.rule());
-    let (status, message) = match change_password(&s, &live, change, ip).await {
+    let (status, message) = match change_password(&s, &live, change, &origin).await {
         Ok(ended) => {
             let notice = match ended {
                 0 => "Your password is changed.".to_owned(),
@@ -471,6 +478,7 @@ fn key_problem(e: &ApiKeyError) -> (StatusCode, String) {
 /// of your permissions; the key is on this page only.
 pub(in crate::portal) async fn create_key(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -481,9 +489,6 @@ pub(in crate::portal) async fn create_key(
         Err(resp) => return resp,
     };
     let show = |status, view| account_page(&s, &live, &headers, &identity, status, view);
-    let Some(store) = &s.store else {
-        return unavailable(&s);
-    };
     let name = form.name.trim();
     let permissions: Vec<String> = form
         .permissions
@@ -498,7 +503,15 @@ pub(in crate::portal) async fn create_key(
     };
     let created = match expires_at {
         Ok(expires_at) => {
-            create_own_key(store, &identity, name, permissions.as_deref(), expires_at).await
+            create_own_key(
+                &s,
+                &origin,
+                &identity,
+                name,
+                permissions.as_deref(),
+                expires_at,
+            )
+            .await
         }
         Err(e) => Err(e),
     };
@@ -520,6 +533,7 @@ pub(in crate::portal) async fn create_key(
 /// `POST account/api-keys/revoke`: revoke one of your keys, everywhere.
 pub(in crate::portal) async fn revoke_key(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -530,14 +544,11 @@ pub(in crate::portal) async fn revoke_key(
         Err(resp) => return resp,
     };
     let show = |status, view| account_page(&s, &live, &headers, &identity, status, view);
-    let Some(store) = &s.store else {
-        return unavailable(&s);
-    };
     let gone = "No such key: it may be revoked already.";
     let Ok(id) = form.id.trim().parse::<i64>() else {
         return show(StatusCode::NOT_FOUND, AccountView::error(gone)).await;
     };
-    match revoke_own_key(store, &live, &identity, id).await {
+    match revoke_own_key(&s, &origin, &live, &identity, id).await {
         Ok(()) => show(StatusCode::OK, AccountView::notice("Key revoked.")).await,
         Err(StoreError::NotFound(_)) => show(StatusCode::NOT_FOUND, AccountView::error(gone)).await,
         Err(_) => unavailable(&s),

@@ -12,6 +12,7 @@ use crate::portal::self_service::{
     Registered, Registration, SelfServiceError,
 };
 use crate::portal::{ClientIp, PortalState};
+use crate::session::Origin;
 use crate::store::{unix_now, TokenPurpose};
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -191,8 +192,8 @@ pub(in crate::portal) async fn register_page(
 /// `POST register`.
 pub(in crate::portal) async fn register_submit(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<RegisterForm>,
 ) -> Response {
@@ -205,7 +206,7 @@ pub(in crate::portal) async fn register_submit(
         password: &form.password,
         invitation: Some(form.invitation.as_str()),
     };
-    match register_account(&s, &live, r, ip).await {
+    match register_account(&s, &live, r, &origin).await {
         Ok(Registered::Active { .. }) => message(
             &s,
             &live,
@@ -277,6 +278,7 @@ pub(in crate::portal) async fn activate_page(
 /// `POST activate`.
 pub(in crate::portal) async fn activate_submit(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
@@ -284,7 +286,7 @@ pub(in crate::portal) async fn activate_submit(
     if !csrf_ok(&s, &headers, &form.csrf) {
         return csrf_refused(&s);
     }
-    match activate_account(&s, &live, &form.token).await {
+    match activate_account(&s, &live, &form.token, &origin).await {
         Ok(_) => message(
             &s,
             &live,
@@ -395,6 +397,7 @@ pub(in crate::portal) struct ResetConfirmForm {
 /// `POST reset/confirm`.
 pub(in crate::portal) async fn reset_confirm_submit(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,
     Form(form): Form<ResetConfirmForm>,
@@ -402,7 +405,7 @@ pub(in crate::portal) async fn reset_confirm_submit(
     if !csrf_ok(&s, &headers, &form.csrf) {
         return csrf_refused(&s);
     }
-    match confirm_reset(&s, &live, &form.token, &form.new_password).await {
+    match confirm_reset(&s, &live, &form.token, &form.new_password, &origin).await {
         Ok(_) => message(
             &s,
             &live,

@@ -9,9 +9,12 @@ use crate::portal::html::{
 };
 use crate::portal::pages::second_factor::begin;
 use crate::portal::pages::setup::is_open;
-use crate::portal::sign_in::{return_to, sign_in, signed_in, start_session, SignInFailure};
+use crate::portal::sign_in::{
+    audit_sign_in, audit_sign_out, return_to, sign_in, signed_in, start_session, Channel,
+    SignInFailure,
+};
 use crate::portal::{ClientIp, PortalState};
-use crate::session::{self};
+use crate::session::{self, Origin};
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -103,6 +106,7 @@ const BAD_LOGIN: &str = "Invalid username or password.";
 
 pub(in crate::portal) async fn login_submit(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -120,7 +124,17 @@ pub(in crate::portal) async fn login_submit(
         };
         login_page_response(&s, &live, &headers, status, view)
     };
-    let user = match sign_in(&live, form.username.trim(), &form.password, ip).await {
+    let login = form.username.trim();
+    let signed = sign_in(&live, login, &form.password, ip).await;
+    let failure = match &signed {
+        Ok(u) if u.kind != UserKind::User => Some("machine_account"),
+        Err(f) => Some(f.reason()),
+        Ok(_) => None,
+    };
+    if let Some(reason) = failure {
+        audit_sign_in(&s, &origin, login, Channel::Page, Some(reason));
+    }
+    let user = match signed {
         Ok(u) if u.kind == UserKind::User => u,
         // Machine accounts use Basic or API keys, never the page.
         Ok(_) | Err(SignInFailure::Invalid | SignInFailure::Disabled) => {
@@ -147,7 +161,9 @@ pub(in crate::portal) async fn login_submit(
         Err(_) => return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
     }
     signed_in(&live, &user.username).await;
-    let Some(session_cookie) = start_session(&s, &live, &user.username).await else {
+    let Some(session_cookie) =
+        start_session(&s, &live, &user.username, &origin, Channel::Page).await
+    else {
         return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
     };
     see_other(&target, &[session_cookie])
@@ -165,6 +181,7 @@ pub(in crate::portal) async fn logout_page(
 
 pub(in crate::portal) async fn logout_submit(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
@@ -175,8 +192,12 @@ pub(in crate::portal) async fn logout_submit(
     let mut provider_logout = None;
     if let (Some(store), Some(id)) = (&s.store, first_cookie(&headers, &live.session.cookie_name)) {
         let hash = session::id_hash(id);
+        let mut who = None;
         // A session from single sign-on also ends at its provider (RP-initiated logout).
         if let Ok(Some(record)) = store.session(&hash).await {
+            if !record.revoked {
+                who = Some(record.username.clone());
+            }
             if let Some(sso) = record.sso.filter(|_| !record.revoked) {
                 let back = s.public("/login");
                 provider_logout = live
@@ -197,6 +218,9 @@ pub(in crate::portal) async fn logout_submit(
                 .into_response();
         }
         live.gate.authenticator().invalidate_revoked(&hash);
+        if let Some(username) = who {
+            audit_sign_out(&s, &origin, &username, "page");
+        }
     }
     let clear = session::clear_session_cookie(&live.session);
     match provider_logout {

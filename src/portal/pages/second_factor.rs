@@ -7,15 +7,17 @@
 //! first. Only a right code turns the pending sign-in into a session.
 
 use crate::app::Live;
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::portal::csrf::{csrf_ok, csrf_token, first_cookie};
 use crate::portal::html::{
     ban_notice, csrf_refused, page, see_other, with_retry_after, UNAVAILABLE,
 };
 use crate::portal::pages::login::{login_page_response, LoginView};
 use crate::portal::sign_in::{
-    check_code, signed_in, start_session, turn_on_at_sign_in, SignInFailure,
+    audit_sign_in, check_code, signed_in, start_session, turn_on_at_sign_in, Channel, SignInFailure,
 };
 use crate::portal::{ClientIp, PortalState};
+use crate::session::Origin;
 use crate::session::{cookie, id_hash, random_id, SameSite};
 use crate::store::{unix_now, PendingLogin, PendingPurpose};
 use crate::two_factor::{Enrolment, TwoFactorError};
@@ -191,6 +193,7 @@ pub(in crate::portal) async fn code_form(
 /// `POST 2fa`: the code (or a recovery code); a session when it is right.
 pub(in crate::portal) async fn code_submit(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     Extension(live): Extension<Arc<Live>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
@@ -215,8 +218,25 @@ pub(in crate::portal) async fn code_submit(
     };
     let recovery_codes = match checked {
         Ok(codes) => codes,
-        Err(failure) => return refused(&s, &live, &headers, &pending, failure).await,
+        Err(failure) => {
+            if failure != SignInFailure::Unavailable {
+                let reason = match failure {
+                    SignInFailure::Invalid => "invalid_code",
+                    ref other => other.reason(),
+                };
+                audit_sign_in(&s, &origin, username, Channel::Page, Some(reason));
+            }
+            return refused(&s, &live, &headers, &pending, failure).await;
+        }
     };
+    if recovery_codes.is_some() {
+        s.audit.record(
+            AuditEvent::new(action::TWO_FACTOR_ENABLE, Outcome::Success)
+                .actor(username)
+                .origin(&origin)
+                .detail("at_sign_in", true),
+        );
+    }
     // One pending sign-in makes one session, even from two tabs at once.
     let Some(store) = &s.store else {
         return unavailable(&s);
@@ -227,7 +247,7 @@ pub(in crate::portal) async fn code_submit(
         Err(_) => return unavailable(&s),
     }
     signed_in(&live, username).await;
-    let Some(session) = start_session(&s, &live, username).await else {
+    let Some(session) = start_session(&s, &live, username, &origin, Channel::Page).await else {
         return unavailable(&s);
     };
     let cookies = [session, clear_pending(&s, &live)];

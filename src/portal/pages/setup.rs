@@ -4,10 +4,11 @@
 
 use crate::accounts::users::{check_password, AccountError, NewAccount, PasswordPolicy};
 use crate::app::Live;
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::directory::UserStatus;
 use crate::portal::csrf::{csrf_ok, csrf_token};
 use crate::portal::html::{csrf_refused, page, see_other};
-use crate::portal::sign_in::start_session;
+use crate::portal::sign_in::{start_session, Channel};
 use crate::portal::PortalState;
 use crate::store::StoreError;
 use axum::extract::{Extension, State};
@@ -130,6 +131,7 @@ fn problem(form: &SetupForm, policy: &PasswordPolicy) -> Result<NewAccount, Stri
 
 pub(in crate::portal) async fn setup_submit(
     State(s): State<Arc<PortalState>>,
+    origin: crate::session::Origin,
     Extension(live): Extension<Arc<Live>>,
     headers: HeaderMap,
     Form(form): Form<SetupForm>,
@@ -171,8 +173,16 @@ pub(in crate::portal) async fn setup_submit(
     let created = store.create_first_user(new_user).await;
     match created {
         Ok(user) => {
-            tracing::info!(user = %user.record.username, "first administrator created on the setup page");
-            match start_session(&s, &live, &user.record.username).await {
+            let username = &user.record.username;
+            s.audit.record(
+                AuditEvent::new(action::USER_CREATE, Outcome::Success)
+                    .actor(username)
+                    .target(username)
+                    .origin(&origin)
+                    .detail("channel", "setup")
+                    .detail("role", user.record.role.clone()),
+            );
+            match start_session(&s, &live, username, &origin, Channel::Setup).await {
                 Some(cookie) => see_other(s.redirect.public_url().as_str(), &[cookie]),
                 None => see_other(&format!("{}/login", s.prefix), &[]),
             }

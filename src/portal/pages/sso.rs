@@ -11,6 +11,7 @@
 
 use crate::accounts::sso::{account_for, SsoAccountError};
 use crate::app::Live;
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::identity::UserKind;
 use crate::portal::csrf::first_cookie;
 use crate::portal::html::{see_other, uncached_with_cookies};
@@ -181,6 +182,7 @@ pub(in crate::portal) async fn authorize(
 /// `GET {p}/oidc/callback`: finish the sign-in, start the session, return.
 pub(in crate::portal) async fn callback(
     State(s): State<Arc<PortalState>>,
+    origin: session::Origin,
     Extension(live): Extension<Arc<Live>>,
     Query(q): Query<CallbackQuery>,
     headers: HeaderMap,
@@ -217,7 +219,18 @@ pub(in crate::portal) async fn callback(
         return again(StatusCode::BAD_REQUEST, EXPIRED);
     };
     let id = pending.provider.as_str();
-    let count = |outcome: &str| s.metrics.sso_sign_in(id, outcome);
+    // Every end but success is counted and put on the audit trail here.
+    let count = |outcome: &str| {
+        s.metrics.sso_sign_in(id, outcome);
+        if outcome != "success" {
+            let failure = AuditEvent::new(action::SIGN_IN, Outcome::Failure)
+                .origin(&origin)
+                .detail("channel", "sso")
+                .detail("provider", id)
+                .detail("reason", outcome);
+            s.audit.record(failure);
+        }
+    };
     let Some(p) = live.sso.provider(id) else {
         return again(StatusCode::BAD_REQUEST, EXPIRED);
     };
@@ -295,7 +308,7 @@ pub(in crate::portal) async fn callback(
         sid: sign_in.sid,
         id_token: sign_in.id_token,
     };
-    let id_session = match session::start_sso(store, &live.session, &username, sso).await {
+    let id_session = match session::start_sso(store, &live.session, &username, &origin, sso).await {
         Ok(session_id) => session_id,
         Err(e) => {
             tracing::error!(error = %e, "cannot create a session");
@@ -304,7 +317,13 @@ pub(in crate::portal) async fn callback(
         }
     };
     count("success");
-    tracing::info!(user = %username, provider = %id, "signed in through single sign-on");
+    s.audit.record(
+        AuditEvent::new(action::SIGN_IN, Outcome::Success)
+            .actor(&username)
+            .origin(&origin)
+            .detail("channel", "sso")
+            .detail("provider", id),
+    );
     let cookie = session::session_cookie(&live.session, &id_session);
     see_other(&pending.return_to, &[cookie])
 }
