@@ -304,7 +304,7 @@ fn an_account_without_a_password_sets_one_without_the_old() {
             domain: None,
             secure: false,
         };
-        gatehouse::session::start(&store, &settings, "sso-sam")
+        gatehouse::session::start(&store, &settings, "sso-sam", &Default::default())
             .await
             .unwrap()
     });

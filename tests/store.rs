@@ -505,6 +505,8 @@ async fn sso(store: &Store, other: &Store) {
                 last_seen_at: now,
                 expires_at,
                 revoked: false,
+                ip: Some("192.0.2.1".into()),
+                user_agent: Some("test".into()),
                 sso: sso.map(|(provider, subject, sid)| SessionSso {
                     provider: provider.into(),
                     subject: subject.into(),
