@@ -66,6 +66,7 @@ fn compile_live(config: &Config, shared: &Shared) -> Live {
                 config.portal.prefix
             ),
         )),
+        log_denials: config.audit.log_denials,
     }
 }
 
@@ -98,6 +99,8 @@ pub struct Live {
     pub registration: crate::accounts::registration::RegistrationSettings,
     /// Single sign-on providers (discovered on first use, again after a reload).
     pub sso: Arc<Sso>,
+    /// Log refused proxy requests, sampled (`audit.log_denials`).
+    pub log_denials: bool,
 }
 
 /// Shared state of a running Gatehouse.
@@ -119,6 +122,8 @@ pub struct App {
     pub trusted_proxies: Vec<IpNet>,
     /// `https` when the listener itself speaks TLS.
     pub listener_scheme: &'static str,
+    /// Sampled log lines of refused requests (`audit.log_denials`).
+    denials: crate::audit::DenialLog,
 }
 
 impl App {
@@ -174,7 +179,33 @@ impl App {
             } else {
                 "http"
             },
+            denials: Default::default(),
         }))
+    }
+
+    /// Log a refused request when `audit.log_denials` is on (sampled: see
+    /// [`crate::audit::DenialLog`]); counting it is the gate's job.
+    pub fn log_denial(
+        &self,
+        live: &Live,
+        denial: &crate::gate::Denial,
+        method: &http::Method,
+        path: &str,
+        ip: Option<IpAddr>,
+    ) {
+        if !live.log_denials {
+            return;
+        }
+        let (status, reason) = denial.status_and_reason();
+        let denied = crate::audit::Denied {
+            status,
+            reason,
+            method: method.as_str(),
+            path,
+            user: None,
+            ip,
+        };
+        self.denials.log(crate::store::unix_now(), &denied);
     }
 
     /// The current reloadable state; hold it for the whole request.

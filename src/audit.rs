@@ -288,9 +288,47 @@ impl DenialLog {
     }
 }
 
+/// A point in time as people write it in a query or on the command line:
+/// unix seconds (`1767225600`), RFC 3339 (`2026-01-01T00:00:00Z`, or a
+/// date `2026-01-01`), or a duration back from `now` (`24h`, `7d`).
+pub fn parse_time(text: &str, now: i64) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<i64>() {
+        return Ok(n);
+    }
+    let at = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+        return Ok(at(t));
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(&format!("{text}T00:00:00Z")) {
+        return Ok(at(t));
+    }
+    match crate::config::parse_duration(text) {
+        Ok(d) => Ok(now - d.as_secs() as i64),
+        Err(_) => Err(format!(
+            "`{text}` is not a time: use unix seconds, RFC 3339 (`2026-01-01T00:00:00Z`), a date, or a duration back from now (`24h`)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_read_as_people_write_them() {
+        let now = 1_767_225_600; // 2026-01-01T00:00:00Z
+        assert_eq!(parse_time("1767225600", now), Ok(now));
+        assert_eq!(parse_time("2026-01-01T00:00:00Z", now), Ok(now));
+        assert_eq!(parse_time("2026-01-01", now), Ok(now));
+        assert_eq!(parse_time("24h", now), Ok(now - 86_400));
+        assert_eq!(parse_time(" 7d ", now), Ok(now - 7 * 86_400));
+        assert!(parse_time("yesterday", now).is_err());
+        assert!(parse_time("", now).is_err());
+    }
 
     #[test]
     fn an_event_becomes_a_row_with_its_facts() {

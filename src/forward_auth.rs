@@ -395,6 +395,7 @@ async fn evaluate(
         Ok(admission) => return Ok(granted(&live.headers, admission.identity.as_deref())),
         Err(denial) => denial,
     };
+    app.log_denial(&live, &denial, &target.method, view.path, view.client_ip);
     let browser = wants_html(headers);
     let return_to = if browser {
         app.redirect.validate(&target.url()).map(String::from)

@@ -56,6 +56,21 @@ pub enum Denial {
     TooManyAttempts(Banned),
 }
 
+impl Denial {
+    /// The status the denial is answered with, and its reason in a word
+    /// (for sampled denial logs).
+    pub fn status_and_reason(&self) -> (u16, &'static str) {
+        match self {
+            Denial::BadPath(_) => (400, "bad_path"),
+            Denial::Malformed(_) => (400, "malformed_credentials"),
+            Denial::Unauthenticated(Unauthenticated::Missing) => (401, "no_credentials"),
+            Denial::Unauthenticated(_) => (401, "rejected_credentials"),
+            Denial::Forbidden { .. } => (403, "forbidden"),
+            Denial::TooManyAttempts(_) => (429, "too_many_attempts"),
+        }
+    }
+}
+
 /// Why nobody is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unauthenticated {

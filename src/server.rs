@@ -113,6 +113,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let tokens = store_runtime.block_on(token_service(&config, &store))?;
     let smtp = config.smtp.clone();
     let mail_templates = config.mail_templates.clone();
+    let retention = config.audit.retention;
     let app = App::new(
         config,
         metrics.clone(),
@@ -150,7 +151,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         .settings()
         .find_time
         .max(std::time::Duration::from_secs(3600));
-    store_runtime.spawn(housekeeping(store.clone(), keep));
+    store_runtime.spawn(housekeeping(store.clone(), keep, retention));
     send_mail(&store_runtime, &store, smtp)?;
     if let Some(path) = config_path {
         // Registered now, so a SIGHUP right after start cannot kill the process.
@@ -284,8 +285,9 @@ fn send_mail(
 }
 
 /// Delete expired sessions, revoked tokens past their expiry, ended bans,
-/// and failures and feed entries nobody can need any more.
-async fn housekeeping(store: Store, keep: std::time::Duration) {
+/// failures and feed entries nobody can need any more, and audit events
+/// older than `retention`.
+async fn housekeeping(store: Store, keep: std::time::Duration, retention: std::time::Duration) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -294,6 +296,14 @@ async fn housekeeping(store: Store, keep: std::time::Duration) {
         // feed entries that old were read by every live replica.
         if let Err(e) = store.purge(now, now - keep.as_secs() as i64).await {
             tracing::debug!(error = %e, "housekeeping failed");
+        }
+        match store
+            .prune_audit_events(now - retention.as_secs() as i64)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "audit events past audit.retention deleted"),
+            Err(e) => tracing::debug!(error = %e, "audit pruning failed"),
         }
     }
 }

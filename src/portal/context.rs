@@ -1,6 +1,9 @@
-//! Who is asking: the identity behind an API request's credential, and the
-//! account owner for endpoints that change the caller's own account.
+//! Who is asking: the identity behind an API request's credential, the
+//! account owner for endpoints that change the caller's own account, the
+//! administrator for endpoints that read or change others', and where the
+//! request comes from.
 
+use crate::accounts::admin::{authorize, Admin, AdminNeed};
 use crate::app::Live;
 use crate::credentials::CredentialSource;
 use crate::gate::{Denial, Unauthenticated};
@@ -162,5 +165,89 @@ impl<const WRITES: bool> FromRequestParts<Arc<PortalState>> for AccountOwner<WRI
             live: caller.live,
             identity: caller.identity,
         })
+    }
+}
+
+/// What an administration endpoint needs of its caller, as a type: see
+/// [`Administrator`].
+pub(in crate::portal) trait AdminEndpoint {
+    const NEED: AdminNeed;
+}
+
+/// Reads users, their sessions and keys (`users:get`).
+pub(in crate::portal) struct ReadsUsers;
+/// Changes users (`users:manage`).
+pub(in crate::portal) struct ManagesUsers;
+/// Reads the audit trail (`audit:get`).
+pub(in crate::portal) struct ReadsAudit;
+
+impl AdminEndpoint for ReadsUsers {
+    const NEED: AdminNeed = AdminNeed::ReadUsers;
+}
+impl AdminEndpoint for ManagesUsers {
+    const NEED: AdminNeed = AdminNeed::ManageUsers;
+}
+impl AdminEndpoint for ReadsAudit {
+    const NEED: AdminNeed = AdminNeed::ReadAudit;
+}
+
+/// Extractor: a caller holding what `E` needs ([`authorize`]); 401 for
+/// nobody, 403 `forbidden` naming the missing permission, and for a change
+/// made with the session cookie, 403 `csrf_failed` unless it proves it
+/// comes from our own origin.
+pub(in crate::portal) struct Administrator<E> {
+    pub live: Arc<Live>,
+    pub identity: Arc<Identity>,
+    endpoint: std::marker::PhantomData<E>,
+}
+
+impl<E: AdminEndpoint> FromRequestParts<Arc<PortalState>> for Administrator<E> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<PortalState>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, s).await?;
+        if let Err(refusal) = authorize(&caller.identity, E::NEED) {
+            return Err(error(
+                s,
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                &refusal.to_string(),
+            ));
+        }
+        let writes = !matches!(
+            parts.method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
+        if writes
+            && caller.source == CredentialSource::SessionCookie
+            && !proven_same_origin(s, &parts.headers)
+        {
+            return Err(error(
+                s,
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "cross-site requests may not change accounts",
+            ));
+        }
+        Ok(Administrator {
+            live: caller.live,
+            identity: caller.identity,
+            endpoint: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<E> Administrator<E> {
+    /// The administrator at work on `store`, acting as the caller.
+    pub fn admin<'a>(&'a self, store: &'a crate::store::Store) -> Admin<'a> {
+        Admin {
+            store,
+            directory: self.live.gate.authenticator().directory(),
+            passwords: &self.live.passwords,
+            actor: &self.identity.subject,
+        }
     }
 }

@@ -199,6 +199,39 @@ pub fn router(state: Arc<PortalState>) -> Router {
             post(api::two_factor::enrol).delete(api::two_factor::disable),
         )
         .route("/api/me/2fa/confirm", post(api::two_factor::confirm))
+        .route(
+            "/api/me/sessions",
+            get(api::sessions::list).delete(api::sessions::revoke_others),
+        )
+        .route("/api/me/sessions/{id}", delete(api::sessions::revoke_one))
+        .route(
+            "/api/users",
+            get(api::users::list_users).post(api::users::create_user),
+        )
+        .route(
+            "/api/users/{id}",
+            get(api::users::get_user)
+                .patch(api::users::patch_user)
+                .delete(api::users::delete_user),
+        )
+        .route(
+            "/api/users/{id}/sessions",
+            get(api::users::user_sessions).delete(api::users::sign_out_user),
+        )
+        .route(
+            "/api/users/{id}/reset-2fa",
+            post(api::users::reset_two_factor),
+        )
+        .route(
+            "/api/users/{id}/api-keys",
+            get(api::users::user_api_keys).delete(api::users::revoke_user_api_keys),
+        )
+        .route(
+            "/api/users/{id}/api-keys/{key}",
+            delete(api::users::revoke_user_api_key),
+        )
+        .route("/api/roles", get(api::users::roles))
+        .route("/api/audit", get(api::audit::list))
         .route("/.well-known/jwks.json", get(api::auth::jwks));
     Router::new()
         .nest(&prefix, routes)

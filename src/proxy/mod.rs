@@ -199,6 +199,7 @@ impl ProxyHttp for GatehouseProxy {
             }
             Err(denial) => denial,
         };
+        app.log_denial(&live, &denial, &req.method, path, view.client_ip);
         let browser = wants_html(&req.headers);
         let return_to = if browser {
             self.original_url(req)

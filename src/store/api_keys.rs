@@ -145,4 +145,29 @@ impl Store {
         })
         .await
     }
+
+    /// Revoke every live key of `username` on every replica; answers the
+    /// revoked keys' hashes.
+    pub async fn revoke_user_api_keys(&self, username: &str) -> Result<Vec<String>, StoreError> {
+        let username = username.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let rows = sqlx::query(
+                "UPDATE api_keys SET revoked = 1 WHERE username = $1 AND revoked = 0 RETURNING sha256",
+            )
+            .bind(username)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            let mut hashes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let sha256: String = row.try_get("sha256").map_err(unavailable)?;
+                record_change(&mut tx, "apikey", &sha256).await?;
+                hashes.push(sha256);
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(hashes)
+        })
+        .await
+    }
 }

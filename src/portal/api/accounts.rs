@@ -5,8 +5,8 @@
 use crate::accounts::registration::{create_invitation, InvitationError, NewInvitation};
 use crate::accounts::users::{check_email, AccountError};
 use crate::app::Live;
-use crate::permission::Permission;
-use crate::portal::context::Caller;
+use crate::audit::{action, AuditEvent, Outcome};
+use crate::portal::context::{Administrator, ManagesUsers};
 use crate::portal::json::{error, json_body, no_store};
 use crate::portal::self_service::{
     confirm_reset, register as register_account, request_reset, resend_activation, Registered,
@@ -208,22 +208,6 @@ pub(in crate::portal) async fn password_reset_confirm(
     }
 }
 
-/// Invitations are for `users:manage`.
-fn may_manage(s: &PortalState, caller: &Caller) -> Option<Response> {
-    let wanted = Permission::Exact {
-        resource: "users".into(),
-        action: "manage".into(),
-    };
-    (!caller.identity.permissions.allows(&wanted)).then(|| {
-        error(
-            s,
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "inviting people requires permission users:manage",
-        )
-    })
-}
-
 fn invitation_json(t: &AccountToken) -> serde_json::Value {
     let at = |secs: i64| {
         humantime::format_rfc3339_seconds(
@@ -244,11 +228,8 @@ fn invitation_json(t: &AccountToken) -> serde_json::Value {
 /// `GET api/invitations`: the open ones.
 pub(in crate::portal) async fn list_invitations(
     State(s): State<Arc<PortalState>>,
-    caller: Caller,
+    _who: Administrator<ManagesUsers>,
 ) -> Response {
-    if let Some(no) = may_manage(&s, &caller) {
-        return no;
-    }
     let Some(store) = &s.store else {
         return refused(&s, &SelfServiceError::Unavailable);
     };
@@ -274,23 +255,11 @@ pub(in crate::portal) struct InvitationRequest {
 /// invitation mailed (its link also in the answer, for the admin to pass on).
 pub(in crate::portal) async fn invite(
     State(s): State<Arc<PortalState>>,
+    origin: Origin,
     headers: HeaderMap,
-    caller: Caller,
+    caller: Administrator<ManagesUsers>,
     body: Bytes,
 ) -> Response {
-    if let Some(no) = may_manage(&s, &caller) {
-        return no;
-    }
-    if caller.source == crate::credentials::CredentialSource::SessionCookie
-        && !crate::portal::csrf::proven_same_origin(&s, &headers)
-    {
-        return error(
-            &s,
-            StatusCode::FORBIDDEN,
-            "csrf_failed",
-            "cross-site requests may not invite",
-        );
-    }
     let req: InvitationRequest = match json_body(&s, &headers, &body) {
         Ok(r) => r,
         Err(reply) => return reply.into_response(),
@@ -324,6 +293,13 @@ pub(in crate::portal) async fn invite(
     let roles = &live.gate.authenticator().directory().roles;
     match create_invitation(store, &s.mail, roles, &register_url, asked).await {
         Ok((token, link)) => {
+            s.audit.record(
+                AuditEvent::new(action::INVITATION_CREATE, Outcome::Success)
+                    .actor(&caller.identity.subject)
+                    .origin(&origin)
+                    .detail("invitation", token.id.clone())
+                    .detail("role", role.clone()),
+            );
             let mut body = invitation_json(&token);
             body["link"] = serde_json::Value::String(link);
             no_store((StatusCode::CREATED, Json(body)).into_response())
@@ -338,28 +314,23 @@ pub(in crate::portal) async fn invite(
 /// `DELETE api/invitations/{id}`.
 pub(in crate::portal) async fn revoke_invitation(
     State(s): State<Arc<PortalState>>,
-    headers: HeaderMap,
+    origin: Origin,
     Path(id): Path<String>,
-    caller: Caller,
+    caller: Administrator<ManagesUsers>,
 ) -> Response {
-    if let Some(no) = may_manage(&s, &caller) {
-        return no;
-    }
-    if caller.source == crate::credentials::CredentialSource::SessionCookie
-        && !crate::portal::csrf::proven_same_origin(&s, &headers)
-    {
-        return error(
-            &s,
-            StatusCode::FORBIDDEN,
-            "csrf_failed",
-            "cross-site requests may not revoke",
-        );
-    }
     let Some(store) = &s.store else {
         return refused(&s, &SelfServiceError::Unavailable);
     };
     match store.revoke_invitation(&id, unix_now()).await {
-        Ok(true) => no_store(Json(serde_json::json!({"status": "revoked"})).into_response()),
+        Ok(true) => {
+            s.audit.record(
+                AuditEvent::new(action::INVITATION_REVOKE, Outcome::Success)
+                    .actor(&caller.identity.subject)
+                    .origin(&origin)
+                    .detail("invitation", id.clone()),
+            );
+            no_store(Json(serde_json::json!({"status": "revoked"})).into_response())
+        }
         Ok(false) => error(
             &s,
             StatusCode::NOT_FOUND,

@@ -19,7 +19,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// A new key acting as `owner`, narrowed to a subset of the owner's own
@@ -87,15 +87,25 @@ pub(in crate::portal) fn rfc3339(t: i64) -> String {
     .to_string()
 }
 
-fn key_json(k: &crate::store::StoredApiKey) -> serde_json::Value {
-    let time = rfc3339;
-    serde_json::json!({
-        "id": k.id,
-        "name": k.name,
-        "permissions": k.permissions,
-        "expires_at": k.expires_at.map(time),
-        "created_at": time(k.created_at),
-    })
+/// A stored API key as the API shows it (never the key itself).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(in crate::portal) struct ApiKeyOut {
+    id: i64,
+    name: String,
+    /// The permissions the key is narrowed to; null: its owner's.
+    permissions: Option<Vec<String>>,
+    expires_at: Option<String>,
+    created_at: String,
+}
+
+pub(in crate::portal) fn key_json(k: &crate::store::StoredApiKey) -> ApiKeyOut {
+    ApiKeyOut {
+        id: k.id,
+        name: k.name.clone(),
+        permissions: k.permissions.clone(),
+        expires_at: k.expires_at.map(rfc3339),
+        created_at: rfc3339(k.created_at),
+    }
 }
 
 /// `GET api/me/api-keys`: the caller's live keys (never the keys themselves).
@@ -173,7 +183,7 @@ pub(in crate::portal) async fn create_key(
     let permissions = req.permissions.as_deref();
     match create_own_key(&s, &origin, &identity, &name, permissions, expires_at).await {
         Ok(created) => {
-            let mut body = key_json(&created.stored);
+            let mut body = serde_json::to_value(key_json(&created.stored)).unwrap_or_default();
             body["key"] = serde_json::Value::String(created.key);
             let mut resp = no_store(Json(body).into_response());
             *resp.status_mut() = StatusCode::CREATED;

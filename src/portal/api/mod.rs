@@ -3,7 +3,10 @@
 
 pub(super) mod accounts;
 pub(super) mod api_keys;
+pub(super) mod audit;
 pub(super) mod auth;
 pub(super) mod password;
+pub(super) mod sessions;
 pub(super) mod sso;
 pub(super) mod two_factor;
+pub(super) mod users;
