@@ -95,7 +95,7 @@ pub fn admin_guard(directory: &Directory) -> AdminGuard {
 pub enum AdminError {
     #[error("no such user")]
     NotFound,
-    #[error("this user is declared in the configuration file and is changed there")]
+    #[error("this user is declared in the config file (read-only): change it there")]
     ReadOnly,
     #[error("{message}")]
     Invalid {

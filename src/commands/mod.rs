@@ -1,6 +1,7 @@
 //! The command line: parsing and one function per subcommand.
 
 mod apikey;
+mod audit;
 mod demo;
 mod explain;
 mod invite;
@@ -64,6 +65,14 @@ pub enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: invite::InviteAction,
+    },
+    /// Print the audit trail (sign-ins, changes, admin actions), newest first.
+    Audit {
+        /// The config file naming the store.
+        #[arg(short, long, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: audit::AuditArgs,
     },
     /// Mail: `test` sends one through the configured SMTP server.
     Mail {
@@ -211,6 +220,16 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             match load(&config) {
                 Ok(c) => invite::run(&c, action),
+                Err(code) => code,
+            }
+        }
+        Command::Audit { config, args } => {
+            let Some(config) = config else {
+                eprintln!("gatehouse: name the config file with -c FILE (or GATEHOUSE_CONFIG)");
+                return ExitCode::from(2);
+            };
+            match load(&config) {
+                Ok(c) => audit::run(&c, args),
                 Err(code) => code,
             }
         }

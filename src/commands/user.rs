@@ -1,10 +1,19 @@
-//! `gatehouse user …`: administer stored users (config-file users are
-//! read-only, but their second factor lives in the store and can be reset).
+//! `gatehouse user …`: administer stored users through the same
+//! [`Admin`] operations as the admin API and pages (config-file users are
+//! read-only, but their sessions and second factor live in the store and
+//! can be managed; one enabled administrator always remains). Every change
+//! goes on the audit trail with the actor `cli`.
 
-use crate::accounts::users::{hash_new_password, NewAccount};
+/// Who the audit trail names for changes made with the CLI.
+pub const CLI_ACTOR: &str = "cli";
+
+use crate::accounts::admin::{Admin, AdminError, UserPatch};
+use crate::accounts::users::NewAccount;
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::directory::UserStatus;
 use crate::identity::UserKind;
 use crate::settings::Config;
+use crate::store::{unix_now, Store};
 use clap::Subcommand;
 use std::io::Read;
 use std::process::ExitCode;
@@ -45,6 +54,10 @@ pub enum UserAction {
     /// role requires it.
     #[command(name = "reset-2fa")]
     ResetTwoFactor { username: String },
+    /// List a user's usable sessions (when and where each started).
+    Sessions { username: String },
+    /// Sign a user out everywhere: every session ends, on every replica.
+    Signout { username: String },
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -78,6 +91,12 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
     super::with_store(config, |store| async move {
         let in_config = |name: &str| config.directory.user(name).is_some();
         let role_ok = |role: &str| config.directory.roles.contains(role);
+        let admin = Admin {
+            store: &store,
+            directory: &config.directory,
+            passwords: &config.passwords,
+            actor: CLI_ACTOR,
+        };
         match action {
             UserAction::Add {
                 username,
@@ -131,7 +150,15 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                     Err(e) => return fail(e),
                 };
                 match store.create_user(new).await {
-                    Ok(_) => {
+                    Ok(user) => {
+                        let event = AuditEvent::new(action::USER_CREATE, Outcome::Success)
+                            .actor(CLI_ACTOR)
+                            .target(&username)
+                            .detail("role", role.clone())
+                            .detail("type", user.record.kind.as_str());
+                        if let Err(e) = crate::audit::write_now(&store, event).await {
+                            eprintln!("gatehouse: not written to the audit trail: {e}");
+                        }
                         println!("created {username} (role {role})");
                         if generated {
                             println!("password: {password}");
@@ -182,81 +209,111 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 Err(e) => fail(e),
             },
             UserAction::SetRole { username, role } => {
-                if !role_ok(&role) {
-                    return fail(format!("role `{role}` is not defined under `roles`"));
-                }
-                done(
-                    store.set_role(&username, &role).await,
-                    &format!("{username} now has role {role}"),
-                    &username,
-                    config,
-                )
+                let patch = UserPatch {
+                    role: Some(role.clone()),
+                    ..UserPatch::default()
+                };
+                let done = admin.update(&username, patch).await.map(|(_, e)| e);
+                report(&store, done, format!("{username} now has role {role}")).await
             }
-            UserAction::Disable { username } => done(
-                store.set_status(&username, UserStatus::Disabled).await,
-                &format!("{username} disabled"),
-                &username,
-                config,
-            ),
-            UserAction::Enable { username } => done(
-                store.set_status(&username, UserStatus::Enabled).await,
-                &format!("{username} enabled"),
-                &username,
-                config,
-            ),
-            UserAction::Delete { username } => done(
-                store.delete_user(&username).await,
-                &format!("{username} deleted"),
-                &username,
-                config,
-            ),
+            UserAction::Disable { username } => {
+                let done = admin
+                    .update(&username, status("disabled"))
+                    .await
+                    .map(|(_, e)| e);
+                report(&store, done, format!("{username} disabled")).await
+            }
+            UserAction::Enable { username } => {
+                let done = admin
+                    .update(&username, status("enabled"))
+                    .await
+                    .map(|(_, e)| e);
+                report(&store, done, format!("{username} enabled")).await
+            }
+            UserAction::Delete { username } => {
+                let done = admin.delete(&username).await.map(|(_, e)| e);
+                report(&store, done, format!("{username} deleted")).await
+            }
             UserAction::ResetTwoFactor { username } => {
-                match store.delete_second_factor(&username).await {
-                    Ok(()) => {
-                        println!("two-factor authentication of {username} reset");
+                let done = admin.reset_two_factor(&username).await.map(|(_, e)| e);
+                let ok = format!("two-factor authentication of {username} reset");
+                report(&store, done, ok).await
+            }
+            UserAction::SetPassword { username } => {
+                let password = match read_password() {
+                    Ok(p) => p,
+                    Err(e) => return fail(e),
+                };
+                let patch = UserPatch {
+                    password: Some(password),
+                    ..UserPatch::default()
+                };
+                let done = admin.update(&username, patch).await.map(|(_, e)| e);
+                report(&store, done, format!("password of {username} changed")).await
+            }
+            UserAction::Sessions { username } => {
+                let idle = config.session.idle_timeout.as_secs() as i64;
+                match admin.sessions(&username, unix_now(), idle).await {
+                    Ok((_, sessions)) => {
+                        print_sessions(&sessions);
                         ExitCode::SUCCESS
-                    }
-                    Err(crate::store::StoreError::NotFound(_)) => {
-                        fail(format!("`{username}` has no second factor"))
                     }
                     Err(e) => fail(e),
                 }
             }
-            UserAction::SetPassword { username } => {
-                let policy = &config.passwords;
-                let hash = match read_password()
-                    .and_then(|p| hash_new_password(policy, &p).map_err(|e| e.to_string()))
-                {
-                    Ok(h) => h,
-                    Err(e) => return fail(e),
-                };
-                done(
-                    store.set_password_hash(&username, &hash).await,
-                    &format!("password of {username} changed"),
-                    &username,
-                    config,
-                )
-            }
+            UserAction::Signout { username } => match admin.sign_out(&username).await {
+                Ok((_, n, event)) => {
+                    let ok = format!("{username} signed out of {n} session(s)");
+                    report(&store, Ok(event), ok).await
+                }
+                Err(e) => fail(e),
+            },
         }
     })
 }
 
-fn done(
-    result: Result<(), crate::store::StoreError>,
-    ok: &str,
-    username: &str,
-    config: &Config,
-) -> ExitCode {
-    match result {
-        Ok(()) => {
+/// A change of status only.
+fn status(status: &str) -> UserPatch {
+    UserPatch {
+        status: Some(status.to_owned()),
+        ..UserPatch::default()
+    }
+}
+
+/// Say what was done (and put it on the audit trail), or why not.
+async fn report(store: &Store, done: Result<AuditEvent, AdminError>, ok: String) -> ExitCode {
+    match done {
+        Ok(event) => {
+            if let Err(e) = crate::audit::write_now(store, event).await {
+                eprintln!("gatehouse: done, but not written to the audit trail: {e}");
+            }
             println!("{ok}");
             ExitCode::SUCCESS
         }
-        Err(crate::store::StoreError::NotFound(_)) if config.directory.user(username).is_some() => {
-            fail(format!(
-                "`{username}` is declared in the config file (read-only): change it there"
-            ))
-        }
         Err(e) => fail(e),
+    }
+}
+
+fn print_sessions(sessions: &[crate::store::SessionRecord]) {
+    let time = |t: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+        )
+        .to_string()
+    };
+    println!(
+        "{:<20} {:<20} {:<20} {:<39} {:<10} USER AGENT",
+        "CREATED", "LAST SEEN", "EXPIRES", "IP", "SSO"
+    );
+    for r in sessions {
+        println!(
+            "{:<20} {:<20} {:<20} {:<39} {:<10} {}",
+            time(r.created_at),
+            time(r.last_seen_at),
+            time(r.expires_at),
+            r.ip.as_deref().unwrap_or("-"),
+            r.sso.as_ref().map_or("-", |s| s.provider.as_str()),
+            r.user_agent.as_deref().unwrap_or("-"),
+        );
     }
 }
