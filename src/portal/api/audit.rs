@@ -103,23 +103,22 @@ pub(in crate::portal) async fn list(
             }
         }
     }
-    let number = |field: &'static str, v: &Option<String>, default: i64, max: i64| match given(v) {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<i64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(bad(
-                field,
-                format!("`{field}` is a whole number from 1 to {max}"),
-            )),
-        },
+    let number = |v: &Option<String>, default: i64, max: i64| match given(v) {
+        None => Some(default),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n)),
     };
-    let page = match number("page", &q.page, 1, 1_000_000) {
-        Ok(n) => n,
-        Err(resp) => return resp,
+    let Some(page) = number(&q.page, 1, 1_000_000) else {
+        return bad("page", "`page` is a whole number from 1".into());
     };
-    let per_page = match number("per_page", &q.per_page, 100, 500) {
-        Ok(n) => n,
-        Err(resp) => return resp,
+    let Some(per_page) = number(&q.per_page, 100, 500) else {
+        return bad(
+            "per_page",
+            "`per_page` is a whole number from 1 to 500".into(),
+        );
     };
     let Some(store) = &s.store else {
         return store_down(&s, STORE_DOWN);

@@ -14,7 +14,7 @@ use crate::portal::context::{Administrator, ManagesUsers, ReadsUsers};
 use crate::portal::json::{json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::PortalState;
 use crate::session::Origin;
-use crate::store::{unix_now, Store};
+use crate::store::unix_now;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -211,18 +211,12 @@ fn done(s: &PortalState, live: &Live, origin: &Origin, event: AuditEvent, userna
     live.gate.authenticator().invalidate_user(username);
 }
 
-/// The store, or the answer when there is none.
-fn store(s: &PortalState) -> Result<&Store, Response> {
-    s.store.as_ref().ok_or_else(|| store_down(s, STORE_DOWN))
-}
-
 /// The shared shape of every handler below: the store, the operation, its
 /// answer or refusal.
 macro_rules! with_admin {
     ($s:expr, $who:expr, |$admin:ident| $body:expr) => {{
-        let store = match store(&$s) {
-            Ok(store) => store,
-            Err(resp) => return resp,
+        let Some(store) = $s.store.as_ref() else {
+            return store_down(&$s, STORE_DOWN);
         };
         let $admin: Admin<'_> = $who.admin(store);
         match $body {
