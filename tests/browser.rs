@@ -323,3 +323,46 @@ fn self_service_accounts_in_chromium() {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }
 }
+
+#[test]
+fn administration_in_chromium() {
+    let Some(chromium) = chromium_or_skip("administration_in_chromium") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("admin.db").display());
+    add_store_user(
+        &store,
+        dir.path(),
+        "root",
+        "the admin's password",
+        &["--role", "admin"],
+    );
+    add_store_user(&store, dir.path(), "amy", "amy's password", &[]);
+    let g = Gatehouse::start(&store_yaml(&store, "portal:\n  title: \"Acme\"\n"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shots = root.join("target/screenshots");
+    for shot in ["admin-users.png", "admin-user-edit.png"] {
+        let _ = std::fs::remove_file(shots.join(shot));
+    }
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/admin.mjs"))
+        .env("GATEHOUSE_URL", g.url(""))
+        .env("ADMIN_USER", "root")
+        .env("ADMIN_PASSWORD", "the admin's password")
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (install nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("browser test passed"), "{stdout}");
+    for shot in ["admin-users.png", "admin-user-edit.png"] {
+        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+    }
+}

@@ -214,6 +214,20 @@ pub struct UserFilter {
     pub per_page: i64,
 }
 
+impl Default for UserFilter {
+    /// Everyone, first page.
+    fn default() -> Self {
+        UserFilter {
+            text: None,
+            kind: None,
+            status: None,
+            role: None,
+            page: 1,
+            per_page: Self::DEFAULT_PER_PAGE,
+        }
+    }
+}
+
 impl UserFilter {
     pub const DEFAULT_PER_PAGE: i64 = 50;
     pub const MAX_PER_PAGE: i64 = 200;

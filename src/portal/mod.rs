@@ -102,6 +102,14 @@ pub fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> 
     )?;
     env.add_template("reset.html", include_str!("../../templates/reset.html"))?;
     env.add_template("message.html", include_str!("../../templates/message.html"))?;
+    env.add_template(
+        "admin_users.html",
+        include_str!("../../templates/admin_users.html"),
+    )?;
+    env.add_template(
+        "admin_user.html",
+        include_str!("../../templates/admin_user.html"),
+    )?;
     Ok(env)
 }
 
@@ -146,6 +154,10 @@ pub fn router(state: Arc<PortalState>) -> Router {
         )
         .route("/account/api-keys", post(pages::account::create_key))
         .route("/account/api-keys/revoke", post(pages::account::revoke_key))
+        .route(
+            "/account/sessions/revoke",
+            post(pages::account::revoke_session),
+        )
         .route("/api/session", post(api::auth::session))
         .route(
             "/register",
@@ -162,6 +174,29 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route(
             "/reset/confirm",
             post(pages::accounts::reset_confirm_submit),
+        )
+        .route("/admin", get(pages::admin::home))
+        .route(
+            "/admin/users",
+            get(pages::admin::users).post(pages::admin::create_user),
+        )
+        .route("/admin/users/new", get(pages::admin::new_user))
+        .route(
+            "/admin/users/{id}",
+            get(pages::admin::show_user).post(pages::admin::update_user),
+        )
+        .route("/admin/users/{id}/delete", post(pages::admin::delete_user))
+        .route(
+            "/admin/users/{id}/signout",
+            post(pages::admin::sign_out_user),
+        )
+        .route(
+            "/admin/users/{id}/reset-2fa",
+            post(pages::admin::reset_two_factor),
+        )
+        .route(
+            "/admin/users/{id}/api-keys/revoke",
+            post(pages::admin::revoke_keys),
         )
         .route("/api/register", post(api::accounts::register))
         .route(

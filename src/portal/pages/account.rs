@@ -3,7 +3,8 @@
 //! your second factor — turn it on (QR code, confirm with a code, recovery
 //! codes shown once) or off (with a current code or your password); and your
 //! API keys (list, create with a name, permissions and lifetime — the key
-//! shown once —, revoke). Session users only; every form carries the CSRF
+//! shown once —, revoke); and your sessions (where and when each started,
+//! sign out one or all the others). Session users only; every form carries the CSRF
 //! token. The password and the keys go through the same steps as
 //! `api/me/password` and `api/me/api-keys`.
 
@@ -13,6 +14,7 @@ use crate::audit::action;
 use crate::credentials::CredentialSource;
 use crate::identity::{Identity, Revocation};
 use crate::portal::api::api_keys::{create_own_key, revoke_own_key, rfc3339};
+use crate::portal::api::sessions::{current_session, own_sessions, revoke_own};
 use crate::portal::csrf::{csrf_ok, csrf_token};
 use crate::portal::html::{
     ban_notice, csrf_refused, page, see_other, two_factor_problem, with_retry_after,
@@ -67,6 +69,16 @@ pub(in crate::portal) struct NewKeyForm {
     /// `30d`, `12h`…; empty: until revoked.
     #[serde(default)]
     expires_in: String,
+}
+
+/// `POST account/sessions/revoke`: one session (`id`), or, without one,
+/// every session but this one.
+#[derive(Deserialize)]
+pub(in crate::portal) struct RevokeSessionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: String,
 }
 
 /// `POST account/api-keys/revoke`.
@@ -137,17 +149,19 @@ async fn password_mode(
     })
 }
 
-/// The signed-in session user, or the answer to send instead.
-async fn session_user(
+/// The signed-in session user, or a redirect to the sign-in page that
+/// comes back to `{prefix}{back}`.
+pub(in crate::portal) async fn session_user_for(
     s: &PortalState,
     live: &Live,
     headers: &HeaderMap,
     ip: Option<std::net::IpAddr>,
+    back: &str,
 ) -> Result<Arc<Identity>, Response> {
     match live.gate.identify(headers, ip).await {
         Ok(Some((identity, CredentialSource::SessionCookie))) => Ok(identity),
         _ => {
-            let rd = format!("{}/account", s.prefix);
+            let rd = format!("{}{back}", s.prefix);
             let login = format!(
                 "{}/login?rd={}",
                 s.prefix,
@@ -156,6 +170,16 @@ async fn session_user(
             Err(see_other(&login, &[]))
         }
     }
+}
+
+/// The signed-in session user, or the answer to send instead.
+async fn session_user(
+    s: &PortalState,
+    live: &Live,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Arc<Identity>, Response> {
+    session_user_for(s, live, headers, ip, "/account").await
 }
 
 async fn account_page(
@@ -203,8 +227,26 @@ async fn account_page(
         },
         None => Vec::new(),
     };
+    let current = current_session(identity);
+    let sessions: Vec<minijinja::Value> = match own_sessions(s, live, identity).await {
+        Ok(records) => records
+            .iter()
+            .map(|r| {
+                minijinja::context! {
+                    id => &r.id_hash, created_at => rfc3339(r.created_at),
+                    last_seen_at => rfc3339(r.last_seen_at), ip => &r.ip,
+                    user_agent => &r.user_agent,
+                    sso_provider => r.sso.as_ref().map(|s| s.provider.as_str()),
+                    current => current == Some(r.id_hash.as_str()),
+                }
+            })
+            .collect(),
+        Err(_) => return unavailable(s),
+    };
     let ctx = minijinja::context! {
         title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix, csrf => csrf,
+        sessions => sessions,
+        administers => crate::accounts::admin::authorize(identity, crate::accounts::admin::AdminNeed::ReadUsers).is_ok(),
         username => &identity.subject, email => &identity.email, name => &identity.name,
         role => &identity.role,
         two_factor_enabled => enabled, two_factor_required => required,
@@ -553,4 +595,41 @@ pub(in crate::portal) async fn revoke_key(
         Err(StoreError::NotFound(_)) => show(StatusCode::NOT_FOUND, AccountView::error(gone)).await,
         Err(_) => unavailable(&s),
     }
+}
+
+/// `POST account/sessions/revoke`: sign out one of your sessions (`id`),
+/// or every other one (no `id`).
+pub(in crate::portal) async fn revoke_session(
+    State(s): State<Arc<PortalState>>,
+    origin: Origin,
+    Extension(live): Extension<Arc<Live>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    Form(form): Form<RevokeSessionForm>,
+) -> Response {
+    let identity = match form_user(&s, &live, &headers, ip, &form.csrf).await {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let only = Some(form.id.trim()).filter(|id| !id.is_empty());
+    // This session itself: that is signing out.
+    if only.is_some() && only == current_session(&identity) {
+        return see_other(&format!("{}/logout", s.prefix), &[]);
+    }
+    let (status, view) = match revoke_own(&s, &live, &origin, &identity, only).await {
+        Ok(0) if only.is_some() => (
+            StatusCode::NOT_FOUND,
+            AccountView::error("No such session: it may have ended already."),
+        ),
+        Ok(1) => (
+            StatusCode::OK,
+            AccountView::notice("One session was signed out."),
+        ),
+        Ok(n) => (
+            StatusCode::OK,
+            AccountView::notice(format!("{n} sessions were signed out.")),
+        ),
+        Err(_) => return unavailable(&s),
+    };
+    account_page(&s, &live, &headers, &identity, status, view).await
 }
