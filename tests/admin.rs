@@ -741,8 +741,209 @@ fn eventually_events(mut read: impl FnMut() -> Vec<Value>, n: usize) -> Vec<Valu
     events
 }
 
+/// A page with `cookie` (a session): (status, HTML, the CSRF cookie and
+/// form token when the page has a form).
+fn page_with(g: &Gatehouse, path: &str, cookie: &str) -> (u16, String, Option<(String, String)>) {
+    let r = client()
+        .get(g.url(path))
+        .header("cookie", cookie)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let csrf_cookie = set_cookie_value(&r, "gatehouse_csrf");
+    let html = r.text().unwrap();
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned);
+    let csrf = csrf_cookie.zip(token);
+    (status, html, csrf)
+}
+
+/// POST a form with `cookie` and the CSRF pair; answers (status, Location).
+fn post_form(
+    g: &Gatehouse,
+    path: &str,
+    cookie: &str,
+    csrf: Option<&(String, String)>,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let mut form: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut cookies = cookie.to_owned();
+    if let Some((c, token)) = csrf {
+        form.push(("csrf".into(), token.clone()));
+        cookies.push_str(&format!("; gatehouse_csrf={c}"));
+    }
+    let r = client()
+        .post(g.url(path))
+        .header("cookie", cookies)
+        .header("origin", format!("http://127.0.0.1:{}", g.port))
+        .form(&form)
+        .send()
+        .unwrap();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (r.status().as_u16(), location)
+}
+
+/// The admin pages: sign-in first, `users:get` to see, `users:manage` and
+/// the CSRF token to act.
+fn admin_pages(g: &Gatehouse) {
+    let r = client().get(g.url("/_auth/admin/users")).send().unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/_auth/login?rd="), "{location}");
+
+    let amy = session_cookie(g, "amy", "Pages/1");
+    let (status, html, _) = page_with(g, "/_auth/admin/users", &amy);
+    assert_eq!(status, 403);
+    assert!(html.contains("users:get") && html.contains("amy"), "{html}");
+    let (_, account, _) = page_with(g, "/_auth/account", &amy);
+    assert!(
+        !account.contains("admin-link"),
+        "no link for those who may not"
+    );
+
+    // A reader sees, but has no buttons, and their posts are refused.
+    let vera = session_cookie(g, "vera", "Pages/1");
+    let (status, html, csrf) = page_with(g, "/_auth/admin/users", &vera);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(">amy<") && !html.contains("new-user"),
+        "{html}"
+    );
+    let (status, html, _) = page_with(g, "/_auth/admin/users/amy", &vera);
+    assert_eq!(status, 200);
+    assert!(!html.contains("id=\"disable\""), "no buttons for a reader");
+    let (_, account, _) = page_with(g, "/_auth/account", &vera);
+    assert!(account.contains("admin-link"), "a link for those who may");
+    let (status, _) = post_form(
+        g,
+        "/_auth/admin/users/amy",
+        &vera,
+        csrf.as_ref(),
+        &[("status", "disabled")],
+    );
+    assert_eq!(status, 403);
+    assert_eq!(
+        call(g, Method::GET, "/users/amy", Caller::Basic("root"), None).1["status"],
+        "enabled"
+    );
+
+    // An administrator acts; without the CSRF token nothing happens.
+    let root = session_cookie(g, "root", "Pages/1");
+    let (status, html, csrf) = page_with(g, "/_auth/admin/users/amy", &root);
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"disable\""), "{html}");
+    let (status, _) = post_form(
+        g,
+        "/_auth/admin/users/amy",
+        &root,
+        None,
+        &[("status", "disabled")],
+    );
+    assert_eq!(status, 403, "no CSRF token");
+    assert_eq!(
+        admin_call(g, Method::GET, "/users/amy", None).1["status"],
+        "enabled"
+    );
+    let (status, location) = post_form(
+        g,
+        "/_auth/admin/users/amy",
+        &root,
+        csrf.as_ref(),
+        &[("status", "disabled")],
+    );
+    assert_eq!(status, 303);
+    assert!(location.ends_with("?done=updated"), "{location}");
+    assert_eq!(
+        admin_call(g, Method::GET, "/users/amy", None).1["status"],
+        "disabled"
+    );
+    let (status, _) = post_form(
+        g,
+        "/_auth/admin/users/amy",
+        &root,
+        csrf.as_ref(),
+        &[("status", "enabled")],
+    );
+    assert_eq!(status, 303);
+
+    // Create through the form; a bad field re-shows the form with the reason.
+    let (_, _, csrf) = page_with(g, "/_auth/admin/users/new", &root);
+    let (status, _) = post_form(
+        g,
+        "/_auth/admin/users",
+        &root,
+        csrf.as_ref(),
+        &[("username", "pia"), ("role", "ghost")],
+    );
+    assert_eq!(status, 400);
+    let (status, location) = post_form(
+        g,
+        "/_auth/admin/users",
+        &root,
+        csrf.as_ref(),
+        &[
+            ("username", "pia"),
+            ("role", "user"),
+            ("type", "api"),
+            ("status", "enabled"),
+        ],
+    );
+    assert_eq!(status, 303, "{location}");
+    let (_, pia) = admin_call(g, Method::GET, "/users/pia", None);
+    assert_eq!(
+        (&pia["type"], &pia["role"]),
+        (&json!("api"), &json!("user"))
+    );
+    // Deleting needs the box ticked.
+    let path = format!("/_auth/admin/users/{}/delete", pia["id"]);
+    let (status, _) = post_form(g, &path, &root, csrf.as_ref(), &[]);
+    assert_eq!(status, 400);
+    let (status, location) = post_form(g, &path, &root, csrf.as_ref(), &[("confirm", "yes")]);
+    assert_eq!((status, location.as_str()), (303, "/_auth/admin/users"));
+    assert_eq!(admin_call(g, Method::GET, "/users/pia", None).0, 404);
+    // The last administrator cannot be disabled here either.
+    let (status, _) = post_form(
+        g,
+        "/_auth/admin/users/root",
+        &root,
+        csrf.as_ref(),
+        &[("status", "disabled")],
+    );
+    assert_eq!(status, 409);
+
+    // Your own sessions on the account page: listed, and one signed out.
+    let other = session_cookie(g, "root", "OtherBrowser/9");
+    let (_, account, csrf) = page_with(g, "/_auth/account", &root);
+    assert!(
+        account.contains("OtherBrowser") && account.contains("this session"),
+        "{account}"
+    );
+    let (status, _) = post_form(
+        g,
+        "/_auth/account/sessions/revoke",
+        &root,
+        csrf.as_ref(),
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(with_cookie(g, Method::GET, "/_auth/api/me", &other).0, 401);
+    assert_eq!(with_cookie(g, Method::GET, "/_auth/api/me", &root).0, 200);
+}
+
 fn administration(store_url: &str) {
     let s = site(store_url, "");
+    admin_pages(&s.g);
     permission_matrix(&s.g);
     users_api(&s.g);
     read_only_users(&s.g);
