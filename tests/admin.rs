@@ -1025,3 +1025,121 @@ fn audit_settings_are_checked() {
     let (code, _, err) = check("  retention: 7d\n  log_denials: true\n");
     assert_eq!(code, 0, "{err}");
 }
+
+/// `gatehouse serve` with JSON logs on a pipe: the lines it wrote so far.
+struct Logged {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    port: u16,
+}
+
+impl Logged {
+    fn start(dir: &tempfile::TempDir, extra: &str) -> Logged {
+        use std::io::BufRead;
+        let port = free_port();
+        let store = format!("sqlite://{}/log.db", dir.path().display());
+        let yaml = store_yaml(&store, extra)
+            .replace("{port}", &port.to_string())
+            .replace("{metrics_port}", &free_port().to_string());
+        let path = dir.path().join(format!("log-{port}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["serve", "-c", &path.display().to_string()])
+            .env("GATEHOUSE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/_auth/healthz");
+        eventually("the server answers", || {
+            client().get(&url).send().is_ok_and(|r| r.status() == 200)
+        });
+        Logged { child, lines, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The lines whose `fields` match every (key, value) of `want`.
+    fn matching(&self, want: &[(&str, &str)]) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                want.iter()
+                    .all(|(k, v)| l["fields"][*k].as_str() == Some(*v))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn events_and_sampled_denials_are_structured_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = Logged::start(&dir, "audit:\n  log_denials: true\n");
+    for _ in 0..3 {
+        let r = client().get(on.url("/private/page")).send().unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = client()
+        .post(on.url("/_auth/api/login"))
+        .json(&json!({"username": "ghost", "password": "nope"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    eventually("the denial lines", || {
+        on.matching(&[("action", "request.denied"), ("path", "/private/page")])
+            .len()
+            == 3
+    });
+    let denial = &on.matching(&[("action", "request.denied")])[0];
+    assert_eq!(denial["fields"]["reason"], "no_credentials");
+    assert_eq!(denial["fields"]["status"], 401);
+    assert_eq!(denial["fields"]["ip"], "127.0.0.1");
+    eventually("the sign-in failure line", || {
+        !on.matching(&[
+            ("action", "sign_in"),
+            ("outcome", "failure"),
+            ("actor", "ghost"),
+        ])
+        .is_empty()
+    });
+
+    // Off (the default): refusals are counted, not logged.
+    let off = Logged::start(&dir, "");
+    let r = client().get(off.url("/private/page")).send().unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .post(off.url("/_auth/api/login"))
+        .json(&json!({"username": "ghost", "password": "nope"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    eventually("the sign-in failure line", || {
+        !off.matching(&[("action", "sign_in")]).is_empty()
+    });
+    assert!(off.matching(&[("action", "request.denied")]).is_empty());
+}
