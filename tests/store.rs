@@ -118,6 +118,70 @@ async fn conformance(url: &str) {
     tokens_keys_and_regulation(&store, &store2).await;
     outbox(&store, &store2).await;
     account_tokens(&store, &store2).await;
+    audit_events(&store, &store2).await;
+}
+
+/// The audit trail: appended in batches, read newest first with filters
+/// and paging, pruned by age.
+async fn audit_events(store: &Store, other: &Store) {
+    use gatehouse::store::{AuditQuery, AuditRecord};
+    let event = |at: i64, actor: &str, action: &str, target: Option<&str>| AuditRecord {
+        id: 0,
+        at,
+        actor: Some(actor.into()),
+        action: action.into(),
+        target: target.map(str::to_owned),
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("probe".into()),
+        outcome: "success".into(),
+        details: r#"{"why":"test"}"#.into(),
+    };
+    store
+        .append_audit_events(vec![
+            event(1_000, "ann", "sign_in", None),
+            event(2_000, "root", "user.update", Some("ann")),
+            event(3_000, "bob", "sign_in", None),
+        ])
+        .await
+        .unwrap();
+    store.append_audit_events(Vec::new()).await.unwrap();
+    let all = |q: AuditQuery| async move {
+        let (events, total) = other.audit_events(q).await.unwrap();
+        let ats: Vec<i64> = events.iter().map(|e| e.at).collect();
+        (ats, total)
+    };
+    let page = |offset, limit| AuditQuery {
+        offset,
+        limit,
+        ..AuditQuery::default()
+    };
+    assert_eq!(all(page(0, 10)).await, (vec![3_000, 2_000, 1_000], 3));
+    assert_eq!(all(page(1, 1)).await, (vec![2_000], 3));
+    let about_ann = AuditQuery {
+        user: Some("ann".into()),
+        ..page(0, 10)
+    };
+    assert_eq!(
+        all(about_ann).await,
+        (vec![2_000, 1_000], 2),
+        "actor or target"
+    );
+    let sign_ins = AuditQuery {
+        action: Some("sign_in".into()),
+        since: Some(1_500),
+        ..page(0, 10)
+    };
+    assert_eq!(all(sign_ins).await, (vec![3_000], 1));
+    let before = AuditQuery {
+        until: Some(2_000),
+        ..page(0, 10)
+    };
+    assert_eq!(all(before).await, (vec![1_000], 1), "until is exclusive");
+    let (events, _) = other.audit_events(page(0, 1)).await.unwrap();
+    assert_eq!(events[0].details, r#"{"why":"test"}"#);
+    assert_eq!(events[0].ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(store.prune_audit_events(2_500).await.unwrap(), 2);
+    assert_eq!(all(page(0, 10)).await, (vec![3_000], 1));
 }
 
 /// The rest of the schema: e-mail lookup, the first-user guard, revoked
