@@ -98,6 +98,12 @@ impl PermissionSet {
         self.0.iter().any(|p| p.grants(wanted))
     }
 
+    /// Does this set grant everything `other` does (so whoever holds this
+    /// set may hand `other` out)?
+    pub fn covers(&self, other: &PermissionSet) -> bool {
+        other.iter().all(|p| self.allows(p))
+    }
+
     /// Those of `requested` this set grants (a key narrowed to its owner's rights).
     pub fn narrow(&self, requested: &[Permission]) -> PermissionSet {
         PermissionSet(

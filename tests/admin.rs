@@ -30,7 +30,7 @@ fn site(store_url: &str, extra: &str) -> Site {
     let yaml = store_yaml(
         store_url,
         &format!(
-            "roles:\n  admin: [\"*\"]\n  viewer: [\"users:get\"]\n  auditor: [\"audit:get\"]\n  user: [\"echo:read\"]\n\
+            "roles:\n  admin: [\"*\"]\n  viewer: [\"users:get\"]\n  ops: [\"users:*\", \"echo:read\"]\n  auditor: [\"audit:get\"]\n  user: [\"echo:read\"]\n\
              users:\n  - username: gitops\n    password_hash: \"{hash}\"\n    role: user\n\
              two_factor:\n  encryption_key: \"{KEY}\"\n\
              regulation:\n  max_retries: 100\n{extra}"
@@ -448,6 +448,75 @@ fn last_admin(g: &Gatehouse) {
         admin_call(g, Method::GET, "/roles", None).0 == 200
     });
     assert_eq!(admin_call(g, Method::DELETE, "/users/root2", None).0, 204);
+}
+
+/// `users:manage` alone does not reach further than its holder's own
+/// permissions: no administrator made, none changed.
+fn no_escalation(g: &Gatehouse) {
+    let (status, _) = admin_call(
+        g,
+        Method::POST,
+        "/users",
+        Some(json!({"username": "olga", "role": "ops", "password": "olga-password"})),
+    );
+    assert_eq!(status, 201);
+    let olga = |method: Method, path: &str, body: Option<Value>| {
+        call(g, method, path, Caller::Basic("olga"), body)
+    };
+    // Users within her reach: yes.
+    let (status, made) = olga(
+        Method::POST,
+        "/users",
+        Some(json!({"username": "u1", "role": "user"})),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        olga(Method::PATCH, "/users/u1", Some(json!({"name": "U One"}))).0,
+        200
+    );
+    assert_eq!(olga(Method::DELETE, "/users/amy/sessions", None).0, 200);
+    // Handing out, or touching, a role she does not hold: no.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/users",
+            Some(json!({"username": "u2", "role": "admin"})),
+        ),
+        (Method::PATCH, "/users/u1", Some(json!({"role": "admin"}))),
+        (
+            Method::PATCH,
+            "/users/root",
+            Some(json!({"password": "taken-over-1"})),
+        ),
+        (
+            Method::PATCH,
+            "/users/root",
+            Some(json!({"status": "disabled"})),
+        ),
+        (Method::DELETE, "/users/root", None),
+        (Method::DELETE, "/users/root/sessions", None),
+        (Method::DELETE, "/users/root/api-keys", None),
+        (Method::POST, "/users/root/reset-2fa", None),
+    ] {
+        let (status, e) = olga(method.clone(), path, body);
+        assert_eq!(
+            (status, &e["error"]),
+            (403, &json!("forbidden")),
+            "{method} {path}: {e}"
+        );
+    }
+    assert_eq!(
+        call(g, Method::GET, "/me", Caller::Basic("root"), None).0,
+        200
+    );
+    // Reading is not limited.
+    assert_eq!(olga(Method::GET, "/users/root", None).0, 200);
+    for name in ["u1", "olga"] {
+        assert_eq!(
+            admin_call(g, Method::DELETE, &format!("/users/{name}"), None).0,
+            204
+        );
+    }
 }
 
 /// A session for `user` through `api/session` (Basic → cookie), with a
@@ -948,6 +1017,7 @@ fn administration(store_url: &str) {
     users_api(&s.g);
     read_only_users(&s.g);
     last_admin(&s.g);
+    no_escalation(&s.g);
     sessions(&s.g, &s.cli);
     audit_trail(&s.g, &s.cli);
     let _ = &s.yaml;

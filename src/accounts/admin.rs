@@ -17,7 +17,7 @@ use crate::accounts::users::{hash_new_password, AccountError, NewAccount, Passwo
 use crate::audit::{action, AuditEvent, Outcome};
 use crate::directory::{Directory, UserRecord, UserStatus};
 use crate::identity::{Identity, UserKind};
-use crate::permission::Permission;
+use crate::permission::{Permission, PermissionSet};
 use crate::store::{
     AdminGuard, SessionRecord, Store, StoreError, StoredApiKey, StoredUser, UserChange, UserQuery,
 };
@@ -111,6 +111,8 @@ pub enum AdminError {
     NoSecondFactor,
     #[error("no such API key")]
     NoSuchKey,
+    #[error("the role `{0}` has permissions you do not hold, so you may not manage its users or hand it out")]
+    Outranked(String),
     #[error("the store does not answer: {0}")]
     Unavailable(String),
 }
@@ -324,15 +326,38 @@ pub struct UserPatch {
 }
 
 /// An administrator at work: the store, the configuration's users and
-/// roles, the password rule, and who acts (a user name, or `cli`).
+/// roles, the password rule, who acts (a user name, or `cli`), and how far
+/// their own permissions reach.
 pub struct Admin<'a> {
     pub store: &'a Store,
     pub directory: &'a Directory,
     pub passwords: &'a PasswordPolicy,
     pub actor: &'a str,
+    /// The actor's permissions: they change only users whose role these
+    /// cover, and hand out only such roles (so `users:manage` alone cannot
+    /// set an administrator's password, or make anyone an administrator).
+    /// `None`: no limit (the CLI, which holds the store itself).
+    pub reach: Option<&'a PermissionSet>,
 }
 
 impl Admin<'_> {
+    /// Refuse a role the actor's permissions do not cover.
+    fn within_reach(&self, role: &str) -> Result<(), AdminError> {
+        match self.reach {
+            Some(reach) if !reach.covers(&self.directory.roles.permissions(role)) => {
+                Err(AdminError::Outranked(role.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A user the actor may change (see [`Admin::reach`]).
+    async fn find_in_reach(&self, id: &str) -> Result<ManagedUser, AdminError> {
+        let user = self.find(id).await?;
+        self.within_reach(&user.record.role)?;
+        Ok(user)
+    }
+
     /// A user by stored id (all digits) or name, stored or declared.
     pub async fn find(&self, id: &str) -> Result<ManagedUser, AdminError> {
         if let Ok(n) = id.parse::<i64>() {
@@ -349,9 +374,10 @@ impl Admin<'_> {
         }
     }
 
-    /// A stored user, or why not (`ReadOnly` for a declared one).
+    /// A stored user the actor may change, or why not (`ReadOnly` for a
+    /// declared one).
     async fn find_stored(&self, id: &str) -> Result<ManagedUser, AdminError> {
-        let user = self.find(id).await?;
+        let user = self.find_in_reach(id).await?;
         if user.read_only {
             return Err(AdminError::ReadOnly);
         }
@@ -433,9 +459,11 @@ impl Admin<'_> {
             .name
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty());
+        let role = self.role(input.role.as_deref().unwrap_or("user"))?;
+        self.within_reach(&role)?;
         let mut account = NewAccount::new(&input.username, input.email.as_deref())?
             .display_name(name)
-            .role(self.role(input.role.as_deref().unwrap_or("user"))?);
+            .role(role);
         if let Some(kind) = input.kind.as_deref() {
             account = account.kind(Self::kind(kind)?);
         }
@@ -490,7 +518,13 @@ impl Admin<'_> {
             None => None,
         };
         let change = UserChange {
-            role: patch.role.as_deref().map(|r| self.role(r)).transpose()?,
+            role: match patch.role.as_deref().map(|r| self.role(r)).transpose()? {
+                Some(role) => {
+                    self.within_reach(&role)?;
+                    Some(role)
+                }
+                None => None,
+            },
             status: patch.status.as_deref().map(Self::status).transpose()?,
             kind: patch.kind.as_deref().map(Self::kind).transpose()?,
             email,
@@ -566,7 +600,7 @@ impl Admin<'_> {
 
     /// End every session of the user, on every replica. Answers how many.
     pub async fn sign_out(&self, id: &str) -> Result<(ManagedUser, u64, AuditEvent), AdminError> {
-        let user = self.find(id).await?;
+        let user = self.find_in_reach(id).await?;
         let n = self
             .store
             .revoke_user_sessions(user.username(), None, None)
@@ -582,7 +616,7 @@ impl Admin<'_> {
         &self,
         id: &str,
     ) -> Result<(ManagedUser, AuditEvent), AdminError> {
-        let user = self.find(id).await?;
+        let user = self.find_in_reach(id).await?;
         match self.store.delete_second_factor(user.username()).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => return Err(AdminError::NoSecondFactor),
@@ -606,7 +640,7 @@ impl Admin<'_> {
         id: &str,
         only: Option<i64>,
     ) -> Result<(Vec<String>, AuditEvent), AdminError> {
-        let user = self.find(id).await?;
+        let user = self.find_in_reach(id).await?;
         let hashes = match only {
             Some(key) => match self.store.revoke_api_key(key, Some(user.username())).await {
                 Ok(hash) => vec![hash],

@@ -96,6 +96,7 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
             directory: &config.directory,
             passwords: &config.passwords,
             actor: CLI_ACTOR,
+            reach: None,
         };
         match action {
             UserAction::Add {

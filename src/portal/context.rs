@@ -248,6 +248,7 @@ impl<E> Administrator<E> {
             directory: self.live.gate.authenticator().directory(),
             passwords: &self.live.passwords,
             actor: &self.identity.subject,
+            reach: Some(&self.identity.permissions),
         }
     }
 }

@@ -181,6 +181,7 @@ pub(in crate::portal) fn admin_refused(s: &PortalState, e: &AdminError) -> Respo
     let (status, code, field) = match e {
         AdminError::NotFound | AdminError::NoSuchKey => (StatusCode::NOT_FOUND, "not_found", None),
         AdminError::ReadOnly => (StatusCode::CONFLICT, "read_only_user", None),
+        AdminError::Outranked(_) => (StatusCode::FORBIDDEN, "forbidden", None),
         AdminError::Invalid { field, .. } => {
             (StatusCode::BAD_REQUEST, "invalid_request", Some(*field))
         }

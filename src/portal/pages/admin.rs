@@ -126,12 +126,13 @@ fn not_found(s: &PortalState) -> Response {
         .into_response()
 }
 
-fn admin_for<'a>(live: &'a Live, store: &'a crate::store::Store, actor: &'a str) -> Admin<'a> {
+fn admin_for<'a>(live: &'a Live, store: &'a crate::store::Store, who: &'a Identity) -> Admin<'a> {
     Admin {
         store,
         directory: live.gate.authenticator().directory(),
         passwords: &live.passwords,
-        actor,
+        actor: &who.subject,
+        reach: Some(&who.permissions),
     }
 }
 
@@ -201,7 +202,7 @@ pub(in crate::portal) async fn users(
     let Some(store) = &s.store else {
         return unavailable(&s);
     };
-    let admin = admin_for(&live, store, &who.subject);
+    let admin = admin_for(&live, store, &who);
     let parsed = UserFilter::parse(
         Some(&q.q),
         Some(&q.kind),
@@ -273,7 +274,7 @@ async fn user_page(
     let Some(store) = &s.store else {
         return unavailable(s);
     };
-    let admin = admin_for(live, store, &who.subject);
+    let admin = admin_for(live, store, who);
     let (mut sessions, mut keys, mut two_factor) = (Vec::new(), Vec::new(), false);
     if let Some(u) = user {
         let idle = live.session.idle_timeout.as_secs() as i64;
@@ -363,7 +364,7 @@ pub(in crate::portal) async fn show_user(
     let Some(store) = &s.store else {
         return unavailable(&s);
     };
-    let user = match admin_for(&live, store, &who.subject).find(&id).await {
+    let user = match admin_for(&live, store, &who).find(&id).await {
         Ok(u) => u,
         Err(AdminError::NotFound) => return not_found(&s),
         Err(_) => return unavailable(&s),
@@ -418,13 +419,14 @@ async fn refused(
         AdminError::Unavailable(_) => return unavailable(s),
         AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
         AdminError::NoSuchKey => StatusCode::NOT_FOUND,
+        AdminError::Outranked(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::CONFLICT,
     };
     let Some(store) = &s.store else {
         return unavailable(s);
     };
     let user = match id {
-        Some(id) => match admin_for(live, store, &who.subject).find(id).await {
+        Some(id) => match admin_for(live, store, who).find(id).await {
             Ok(u) => Some(u),
             Err(_) => return not_found(s),
         },
@@ -463,7 +465,7 @@ pub(in crate::portal) async fn create_user(
         status: text(&form.status),
         password: Some(form.password.clone()).filter(|p| !p.is_empty()),
     };
-    match admin_for(&live, store, &who.subject).create(input).await {
+    match admin_for(&live, store, &who).create(input).await {
         Ok((user, event)) => {
             s.audit.record(event.origin(&origin));
             done(&s, &user, "created")
@@ -498,10 +500,7 @@ pub(in crate::portal) async fn update_user(
         name: (!form.username.is_empty()).then(|| text(&form.name)),
         password: Some(form.password.clone()).filter(|p| !p.is_empty()),
     };
-    match admin_for(&live, store, &who.subject)
-        .update(&id, patch)
-        .await
-    {
+    match admin_for(&live, store, &who).update(&id, patch).await {
         Ok((user, event)) => {
             s.audit.record(event.origin(&origin));
             live.gate.authenticator().invalidate_user(user.username());
@@ -536,7 +535,7 @@ async fn act(
     let Some(store) = &s.store else {
         return unavailable(s);
     };
-    let admin = admin_for(live, store, &who.subject);
+    let admin = admin_for(live, store, &who);
     let authn = live.gate.authenticator();
     let outcome = match action {
         Action::Delete if form.confirm != "yes" => Err(AdminError::Invalid {
