@@ -236,7 +236,16 @@ fn two_replicas_on_postgres_agree_within_a_poll() {
     let cfg = cli_config(&dir);
     assert_eq!(
         gatehouse_cmd(
-            &["user", "add", "pat", "--password-stdin", "-c", &cfg],
+            &[
+                "user",
+                "add",
+                "pat",
+                "--role",
+                "user",
+                "--password-stdin",
+                "-c",
+                &cfg
+            ],
             Some("pat-password")
         )
         .0,

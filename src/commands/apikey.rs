@@ -1,7 +1,9 @@
 //! `gatehouse apikey …`: API keys in the store (`create`, `list`, `revoke`),
 //! and `generate` for keys declared in the config file.
 
+use super::user::CLI_ACTOR;
 use crate::accounts::api_keys::{check_api_key, create_api_key, NewApiKey};
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::settings::Config;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -82,6 +84,12 @@ pub fn run(config: &Config, action: ApikeyAction) -> ExitCode {
                 };
                 match create_api_key(&store, new).await {
                     Ok(created) => {
+                        let event = AuditEvent::new(action::API_KEY_CREATE, Outcome::Success)
+                            .actor(CLI_ACTOR)
+                            .target(&user)
+                            .detail("key_id", created.stored.id)
+                            .detail("name", name.clone());
+                        super::user::audit_or_warn(&store, event).await;
                         println!("{}", created.key);
                         eprintln!(
                             "API key {} (`{name}`, acting as {user}) created; the key is shown only now.",
@@ -120,6 +128,10 @@ pub fn run(config: &Config, action: ApikeyAction) -> ExitCode {
             },
             ApikeyAction::Revoke { id } => match store.revoke_api_key(id, None).await {
                 Ok(_) => {
+                    let event = AuditEvent::new(action::API_KEY_REVOKE, Outcome::Success)
+                        .actor(CLI_ACTOR)
+                        .detail("key_id", id);
+                    super::user::audit_or_warn(&store, event).await;
                     println!("API key {id} revoked");
                     ExitCode::SUCCESS
                 }

@@ -1,7 +1,9 @@
 //! `gatehouse invite …`: invitations in the store (`create` mails the link
 //! through the outbox, which a running Gatehouse delivers; `list`, `revoke`).
 
+use super::user::CLI_ACTOR;
 use crate::accounts::registration::{create_invitation, NewInvitation};
+use crate::audit::{action, AuditEvent, Outcome};
 use crate::settings::Config;
 use crate::store::unix_now;
 use clap::Subcommand;
@@ -52,12 +54,17 @@ pub fn run(config: &Config, action: InviteAction) -> ExitCode {
                     email: &email,
                     role: &role,
                     ttl,
-                    created_by: "cli",
+                    created_by: CLI_ACTOR,
                 };
                 match create_invitation(&store, mail, &config.directory.roles, &register_url, asked)
                     .await
                 {
                     Ok((token, link)) => {
+                        let event = AuditEvent::new(action::INVITATION_CREATE, Outcome::Success)
+                            .actor(CLI_ACTOR)
+                            .detail("invitation", token.id.clone())
+                            .detail("role", role.clone());
+                        super::user::audit_or_warn(&store, event).await;
                         println!(
                             "invitation {} for {email} ({role}), until {}",
                             token.id,
@@ -96,6 +103,10 @@ pub fn run(config: &Config, action: InviteAction) -> ExitCode {
             },
             InviteAction::Revoke { id } => match store.revoke_invitation(&id, unix_now()).await {
                 Ok(true) => {
+                    let event = AuditEvent::new(action::INVITATION_REVOKE, Outcome::Success)
+                        .actor(CLI_ACTOR)
+                        .detail("invitation", id.clone());
+                    super::user::audit_or_warn(&store, event).await;
                     println!("invitation {id} revoked");
                     ExitCode::SUCCESS
                 }

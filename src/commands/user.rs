@@ -157,9 +157,7 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                             .target(&username)
                             .detail("role", role.clone())
                             .detail("type", user.record.kind.as_str());
-                        if let Err(e) = crate::audit::write_now(&store, event).await {
-                            eprintln!("gatehouse: not written to the audit trail: {e}");
-                        }
+                        audit_or_warn(&store, event).await;
                         println!("created {username} (role {role})");
                         if generated {
                             println!("password: {password}");
@@ -281,13 +279,19 @@ fn status(status: &str) -> UserPatch {
     }
 }
 
+/// Put `event` on the audit trail; a store that refuses it is reported, the
+/// change stands.
+pub(super) async fn audit_or_warn(store: &Store, event: AuditEvent) {
+    if let Err(e) = crate::audit::write_now(store, event).await {
+        eprintln!("gatehouse: done, but not written to the audit trail: {e}");
+    }
+}
+
 /// Say what was done (and put it on the audit trail), or why not.
 async fn report(store: &Store, done: Result<AuditEvent, AdminError>, ok: String) -> ExitCode {
     match done {
         Ok(event) => {
-            if let Err(e) = crate::audit::write_now(store, event).await {
-                eprintln!("gatehouse: done, but not written to the audit trail: {e}");
-            }
+            audit_or_warn(store, event).await;
             println!("{ok}");
             ExitCode::SUCCESS
         }

@@ -8,7 +8,7 @@
 
 use super::outbox::{enqueue_mail_in, OutgoingMail};
 use super::users::{insert_user_row, NewUser, StoredUser};
-use super::{is_unique_violation, unavailable, Store, StoreError};
+use super::{begin_write, is_unique_violation, unavailable, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -139,7 +139,7 @@ impl Store {
         mail: Option<OutgoingMail>,
     ) -> Result<(), StoreError> {
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             insert_in(&mut tx, &token).await?;
             if let Some(mail) = &mail {
                 enqueue_mail_in(&mut tx, mail).await?;
@@ -184,7 +184,7 @@ impl Store {
     ) -> Result<Option<AccountToken>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let token = use_in(&mut tx, &token_hash, purpose, now).await?;
             tx.commit().await.map_err(unavailable)?;
             Ok(token)
@@ -204,7 +204,7 @@ impl Store {
     ) -> Result<Option<StoredUser>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             if use_in(&mut tx, &token_hash, purpose, now).await?.is_none() {
                 return Ok(None);
             }
@@ -275,7 +275,7 @@ impl Store {
         let old_hash = old_hash.to_owned();
         let now = new.created_at;
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             sqlx::query("UPDATE account_tokens SET used_at = $1 WHERE token_hash = $2")
                 .bind(now)
                 .bind(old_hash)

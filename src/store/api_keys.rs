@@ -2,7 +2,7 @@
 //! key is ever stored).
 
 use super::changes::record_change;
-use super::{now, unavailable, Store, StoreError};
+use super::{begin_write, now, unavailable, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -121,7 +121,7 @@ impl Store {
     pub async fn revoke_api_key(&self, id: i64, owner: Option<&str>) -> Result<String, StoreError> {
         let owner = owner.map(str::to_owned);
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let row = sqlx::query(
                 "SELECT sha256 FROM api_keys WHERE id = $1 AND revoked = 0 AND ($2 = '' OR username = $2)",
             )
@@ -151,7 +151,7 @@ impl Store {
     pub async fn revoke_user_api_keys(&self, username: &str) -> Result<Vec<String>, StoreError> {
         let username = username.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let rows = sqlx::query(
                 "UPDATE api_keys SET revoked = 1 WHERE username = $1 AND revoked = 0 RETURNING sha256",
             )

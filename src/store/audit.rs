@@ -1,7 +1,7 @@
 //! The audit trail in the store: the `audit_events` table, appended to in
 //! batches by the audit writer and read newest first.
 
-use super::{unavailable, Store, StoreError};
+use super::{begin_write, unavailable, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -61,7 +61,7 @@ impl Store {
             return Ok(());
         }
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             for e in events {
                 sqlx::query(
                     "INSERT INTO audit_events (at, actor, action, target, ip, user_agent, outcome, details) \

@@ -96,6 +96,21 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Begin a transaction that writes. On SQLite it is `BEGIN IMMEDIATE`: it
+/// takes the write lock at once (waiting up to `busy_timeout` for it), where
+/// a deferred transaction that reads and then writes fails at once with
+/// `SQLITE_BUSY` when another connection committed in between (the audit
+/// writer, another replica, the CLI).
+async fn begin_write(pool: &AnyPool) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    let sqlite = pool.connect_options().database_url.scheme() == "sqlite";
+    let tx = if sqlite {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    };
+    tx.map_err(unavailable)
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {

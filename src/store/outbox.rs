@@ -8,7 +8,7 @@
 //! statement holds the write lock, so two replicas never claim the same mail.
 //! The store keeps the plain text of a mail only; `mail` renders and sends it.
 
-use super::{now, unavailable, Backend, Store, StoreError};
+use super::{begin_write, now, unavailable, Backend, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::sync::Arc;
@@ -92,7 +92,7 @@ impl Store {
         let mail = mail.clone();
         let id = self
             .run(|pool| async move {
-                let mut tx = pool.begin().await.map_err(unavailable)?;
+                let mut tx = begin_write(&pool).await?;
                 let id = enqueue_mail_in(&mut tx, &mail).await?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(id)

@@ -1,7 +1,7 @@
 //! Sign-in regulation in the store: the `login_failures` and `bans` tables.
 
 use super::changes::record_change;
-use super::{unavailable, Store, StoreError};
+use super::{begin_write, unavailable, Store, StoreError};
 use sqlx::Row;
 
 impl Store {
@@ -15,7 +15,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let subject = subject.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
                 .bind(subject.clone())
                 .bind(at)
@@ -55,7 +55,7 @@ impl Store {
     pub async fn ban(&self, subject: &str, until: i64) -> Result<(), StoreError> {
         let subject = subject.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             sqlx::query(
                 "INSERT INTO bans (subject, until) VALUES ($1, $2) \
                  ON CONFLICT (subject) DO UPDATE SET until = excluded.until",

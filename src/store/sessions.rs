@@ -3,7 +3,7 @@
 //! a provider's back-channel logout can revoke it.
 
 use super::changes::record_change;
-use super::{now, unavailable, Store, StoreError};
+use super::{begin_write, now, unavailable, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -144,7 +144,7 @@ impl Store {
     pub async fn revoke_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let id_hash = id_hash.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             sqlx::query("UPDATE sessions SET revoked = 1 WHERE id_hash = $1")
                 .bind(id_hash.clone())
                 .execute(&mut *tx)
@@ -199,7 +199,7 @@ impl Store {
         let only = only.unwrap_or_default().to_owned();
         let keep = keep.unwrap_or_default().to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let rows = sqlx::query(
                 "UPDATE sessions SET revoked = 1 \
                  WHERE username = $1 AND revoked = 0 AND ($2 = '' OR id_hash = $2) AND id_hash <> $3 \
@@ -250,7 +250,7 @@ impl Store {
                 }
             }
             sql.push_str(" RETURNING id_hash");
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let mut query = sqlx::query(&sql).bind(provider).bind(now());
             for value in values {
                 query = query.bind(value);

@@ -8,7 +8,7 @@
 //! session came from lives with the session (`sessions`).
 
 use super::users::{insert_user_row, NewUser, StoredUser};
-use super::{is_unique_violation, now, unavailable, Store, StoreError};
+use super::{begin_write, is_unique_violation, now, unavailable, Store, StoreError};
 use sqlx::Row;
 
 /// A sign-in sent to a provider, not back yet (the `state` itself is never
@@ -171,7 +171,7 @@ impl Store {
     ) -> Result<StoredUser, StoreError> {
         let id = id.clone();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let created = insert_user_row(&mut *tx, &user, "1 = 1").await?;
             insert_link(&mut *tx, &id, &created.record.username).await?;
             tx.commit().await.map_err(unavailable)?;

@@ -2,7 +2,7 @@
 //! `signing_keys` table (the generated keys tokens are signed with).
 
 use super::changes::record_change;
-use super::{now, unavailable, Store, StoreError};
+use super::{begin_write, now, unavailable, Store, StoreError};
 use sqlx::Row;
 
 impl Store {
@@ -11,7 +11,7 @@ impl Store {
     pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
         let jti = jti.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             sqlx::query(
                 "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
             )

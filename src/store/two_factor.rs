@@ -6,7 +6,7 @@
 //! with the same code cannot both accept it.
 
 use super::changes::record_change;
-use super::{now, unavailable, Store, StoreError};
+use super::{begin_write, now, unavailable, Store, StoreError};
 use sqlx::Row;
 
 /// A user's second factor as stored.
@@ -116,7 +116,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let username = username.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let done = sqlx::query(
                 "UPDATE two_factor SET confirmed = 1, last_step = $2 \
                  WHERE username = $1 AND confirmed = 0 AND last_step < $2",
@@ -246,7 +246,7 @@ impl Store {
     pub async fn delete_second_factor(&self, username: &str) -> Result<(), StoreError> {
         let username = username.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let done = sqlx::query("DELETE FROM two_factor WHERE username = $1")
                 .bind(username.clone())
                 .execute(&mut *tx)

@@ -4,7 +4,7 @@
 //! their other sessions).
 
 use super::changes::record_change;
-use super::{is_unique_violation, now, unavailable, Store, StoreError};
+use super::{begin_write, is_unique_violation, now, unavailable, Store, StoreError};
 use crate::directory::{UserRecord, UserStatus};
 use crate::identity::UserKind;
 use sqlx::any::AnyRow;
@@ -327,7 +327,7 @@ impl Store {
         let username = username.to_owned();
         self.run(|pool| async move {
             let at = now();
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let before = user_in(&mut tx, &username).await?;
             let mut sets = Vec::new();
             let mut values: Vec<Option<String>> = Vec::new();
@@ -399,7 +399,7 @@ impl Store {
     ) -> Result<StoredUser, StoreError> {
         let username = username.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let before = user_in(&mut tx, &username).await?;
             delete_rows(&mut tx, &username).await?;
             guard.check(&mut tx, &before).await?;
@@ -425,7 +425,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let username = username.to_owned();
         self.run(|pool| async move {
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let done = match set {
                 Some((column, value)) => {
                     let sql = format!(
@@ -486,7 +486,7 @@ impl Store {
         let keep = keep.unwrap_or_default().to_owned();
         self.run(|pool| async move {
             let at = now();
-            let mut tx = pool.begin().await.map_err(unavailable)?;
+            let mut tx = begin_write(&pool).await?;
             let done = sqlx::query(
                 "UPDATE users SET password_hash = $1, credentials_version = credentials_version + 1, \
                  credentials_changed_at = $2, updated_at = $2 WHERE username = $3",
