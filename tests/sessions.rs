@@ -315,9 +315,16 @@ fn logout_revokes_the_session() {
         302,
         "a browser with a dead session goes to the login page"
     );
-    // Disabling the user also ends the session.
+    // Disabling the user also ends the session. (amy, the first user, is
+    // the only administrator: another one first, or she stays enabled.)
     let id = sign_in(&s.g);
-    gatehouse_cmd(&["user", "disable", "amy", "-c", &s.cli], None);
+    let (code, _, err) = gatehouse_cmd(&["user", "disable", "amy", "-c", &s.cli], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("no enabled administrator"), "{err}");
+    let root = ["user", "add", "root", "--role", "admin", "-c", &s.cli];
+    assert_eq!(gatehouse_cmd(&root, None).0, 0);
+    let (code, _, err) = gatehouse_cmd(&["user", "disable", "amy", "-c", &s.cli], None);
+    assert_eq!(code, 0, "{err}");
     eventually("disabled user's session refused", || {
         with_session(&s.g, "/x", &id).status() == 401
     });
