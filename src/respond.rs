@@ -18,6 +18,15 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// The body of every JSON error: `{"error": code, "message": message}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What happened, as a stable snake_case code (`invalid_credentials`).
+    pub error: &'a str,
+    /// The same, for people.
+    pub message: &'a str,
+}
+
 /// Characters left as-is in a query parameter value.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -195,7 +204,11 @@ impl Responder {
 
     /// `{"error": code, "message": message}`.
     pub fn json(&self, status: StatusCode, code: &str, message: &str) -> Reply {
-        let body = serde_json::json!({ "error": code, "message": message }).to_string();
+        let body = ErrorBody {
+            error: code,
+            message,
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         Reply {
             status,
             headers: vec![

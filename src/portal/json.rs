@@ -9,6 +9,28 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An answer that is only a status word (each endpoint names its words),
+/// sometimes with a sentence for people.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct StatusOut {
+    /// Absent when there is nothing to add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub message: Option<&'static str>,
+    pub status: &'static str,
+}
+
+impl StatusOut {
+    pub(in crate::portal) fn new(status: &'static str) -> Self {
+        StatusOut {
+            message: None,
+            status,
+        }
+    }
+}
 
 /// `{"error", "message"}` with a status.
 pub(in crate::portal) fn error(

@@ -12,7 +12,8 @@
 //! - `json` / `html`: the one error → answer map of the API and of the pages;
 //! - `pages/`: sign-in and sign-out, the `2fa` step, account, setup;
 //! - `api/`: `auth` (login, logout, session, me, jwks), `api_keys`,
-//!   `password`, `two_factor`;
+//!   `password`, `two_factor`, …; `openapi`, the document describing them
+//!   all (`api/openapi.json`);
 //! - this file: the routes, health, readiness and info.
 
 mod api;
@@ -267,6 +268,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
         )
         .route("/api/roles", get(api::users::roles))
         .route("/api/audit", get(api::audit::list))
+        .route("/api/openapi.json", get(api::openapi::document))
         .route("/.well-known/jwks.json", get(api::auth::jwks));
     Router::new()
         .nest(&prefix, routes)

@@ -6,14 +6,15 @@ use crate::accounts::registration::{create_invitation, InvitationError, NewInvit
 use crate::accounts::users::{check_email, AccountError};
 use crate::app::Live;
 use crate::audit::{action, AuditEvent, Outcome};
+use crate::portal::api::api_keys::rfc3339;
 use crate::portal::context::{Administrator, ManagesUsers};
-use crate::portal::json::{error, json_body, no_store};
+use crate::portal::json::{error, json_body, no_store, StatusOut};
 use crate::portal::self_service::{
     confirm_reset, register as register_account, request_reset, resend_activation, Registered,
     Registration, SelfServiceError,
 };
 use crate::portal::{ClientIp, PortalState};
-use crate::respond::Reply;
+use crate::respond::{ErrorBody, Reply};
 use crate::session::Origin;
 use crate::store::{unix_now, AccountToken};
 use axum::body::Bytes;
@@ -21,8 +22,9 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// The one JSON answer for each self-service failure.
 pub(in crate::portal) fn refused(s: &PortalState, e: &SelfServiceError) -> Response {
@@ -64,10 +66,12 @@ pub(in crate::portal) fn refused(s: &PortalState, e: &SelfServiceError) -> Respo
     error(s, status, code, &message)
 }
 
-#[derive(Deserialize)]
+/// A new account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct RegisterRequest {
     username: String,
+    /// Required when accounts are activated by mail (mode `invite`).
     #[serde(default)]
     email: String,
     password: String,
@@ -75,7 +79,36 @@ pub(in crate::portal) struct RegisterRequest {
     invitation: Option<String>,
 }
 
+/// An account registered.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct RegisteredOut {
+    /// True for the first account, which becomes an administrator.
+    is_admin: bool,
+    /// `active`, or `pending_activation` (a link is on its way by mail).
+    status: &'static str,
+}
+
+/// Whether people may register.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct RegistrationStatus {
+    /// Whether anyone may register without an invitation.
+    enabled: bool,
+    /// `registration.mode`: `closed`, `open` or `invite` (activated by mail).
+    mode: &'static str,
+}
+
 /// `POST api/register` → 201 `{status, is_admin}`.
+#[utoipa::path(post, path = "/api/register", operation_id = "register",
+    tag = "registration", request_body = RegisterRequest,
+    security(()),
+    responses((status = 201, body = RegisteredOut),
+        (status = 400, description = "`invalid_request`, `weak_password`, `invalid_token` \
+            (invitation)", body = ErrorBody),
+        (status = 403, description = "`registration_closed`", body = ErrorBody),
+        (status = 409, description = "`registration_failed`: the name or address cannot be used",
+            body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn register(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -99,7 +132,7 @@ pub(in crate::portal) async fn register(
                 Registered::Active { is_admin } => ("active", is_admin),
                 Registered::PendingActivation => ("pending_activation", false),
             };
-            let body = serde_json::json!({"status": status, "is_admin": is_admin});
+            let body = RegisteredOut { is_admin, status };
             no_store((StatusCode::CREATED, Json(body)).into_response())
         }
         Err(e) => refused(&s, &e),
@@ -107,17 +140,24 @@ pub(in crate::portal) async fn register(
 }
 
 /// `GET api/registration-status` → `{mode, enabled}`.
+#[utoipa::path(get, path = "/api/registration-status", operation_id = "registration_status",
+    tag = "registration", security(()),
+    responses((status = 200, body = RegistrationStatus)))]
 pub(in crate::portal) async fn registration_status(
     Extension(live): Extension<Arc<Live>>,
 ) -> Response {
     let mode = live.registration.mode;
     no_store(
-        Json(serde_json::json!({"mode": mode.as_str(), "enabled": mode.is_enabled()}))
-            .into_response(),
+        Json(RegistrationStatus {
+            enabled: mode.is_enabled(),
+            mode: mode.as_str(),
+        })
+        .into_response(),
     )
 }
 
-#[derive(Deserialize)]
+/// An e-mail address.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct EmailRequest {
     email: String,
@@ -126,10 +166,10 @@ pub(in crate::portal) struct EmailRequest {
 /// The one answer to a request that must not tell whether an account exists.
 fn sent_if_known() -> Response {
     no_store(
-        Json(serde_json::json!({
-            "status": "ok",
-            "message": "If an account uses that address, a mail is on its way.",
-        }))
+        Json(StatusOut {
+            message: Some("If an account uses that address, a mail is on its way."),
+            status: "ok",
+        })
         .into_response(),
     )
 }
@@ -148,6 +188,14 @@ fn email_of(s: &PortalState, headers: &HeaderMap, body: &Bytes) -> Result<String
 }
 
 /// `POST api/password-reset {email}` → always 200, the same body.
+#[utoipa::path(post, path = "/api/password-reset", operation_id = "request_password_reset",
+    tag = "registration",
+    request_body = EmailRequest, security(()),
+    responses((status = 200, description = "`ok`, whether or not an account uses the address",
+            body = StatusOut),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn password_reset(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
@@ -166,6 +214,14 @@ pub(in crate::portal) async fn password_reset(
 }
 
 /// `POST api/activation/resend {email}` → always 200, the same body.
+#[utoipa::path(post, path = "/api/activation/resend", operation_id = "resend_activation",
+    tag = "registration",
+    request_body = EmailRequest, security(()),
+    responses((status = 200, description = "`ok`, whether or not an account waits for that \
+            address", body = StatusOut),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn activation_resend(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
@@ -183,7 +239,8 @@ pub(in crate::portal) async fn activation_resend(
     }
 }
 
-#[derive(Deserialize)]
+/// A new password, with the token of a reset link.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct ResetConfirm {
     token: String,
@@ -191,6 +248,14 @@ pub(in crate::portal) struct ResetConfirm {
 }
 
 /// `POST api/password-reset/confirm {token, new_password}`.
+#[utoipa::path(post, path = "/api/password-reset/confirm", operation_id = "confirm_password_reset",
+    tag = "registration",
+    request_body = ResetConfirm, security(()),
+    responses((status = 200, description = "`password_changed`", body = StatusOut),
+        (status = 400, description = "`invalid_request`, `weak_password`, `invalid_token`",
+            body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn password_reset_confirm(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -203,29 +268,52 @@ pub(in crate::portal) async fn password_reset_confirm(
         Err(reply) => return reply.into_response(),
     };
     match confirm_reset(&s, &live, &req.token, &req.new_password, &origin).await {
-        Ok(_) => no_store(Json(serde_json::json!({"status": "password_changed"})).into_response()),
+        Ok(_) => no_store(Json(StatusOut::new("password_changed")).into_response()),
         Err(e) => refused(&s, &e),
     }
 }
 
-fn invitation_json(t: &AccountToken) -> serde_json::Value {
-    let at = |secs: i64| {
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64),
-        )
-        .to_string()
-    };
-    serde_json::json!({
-        "id": t.id,
-        "email": t.email,
-        "role": t.role,
-        "created_by": t.created_by,
-        "created_at": at(t.created_at),
-        "expires_at": at(t.expires_at),
-    })
+/// An open invitation.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct InvitationOut {
+    created_at: String,
+    /// The administrator who sent it.
+    created_by: Option<String>,
+    email: Option<String>,
+    expires_at: String,
+    /// The handle to revoke it by.
+    id: String,
+    /// The registration link (only when just created).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    link: Option<String>,
+    /// The role the new account gets.
+    role: Option<String>,
+}
+
+/// The open invitations.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct InvitationList {
+    invitations: Vec<InvitationOut>,
+}
+
+fn invitation_json(t: &AccountToken) -> InvitationOut {
+    InvitationOut {
+        created_at: rfc3339(t.created_at),
+        created_by: t.created_by.clone(),
+        email: t.email.clone(),
+        expires_at: rfc3339(t.expires_at),
+        id: t.id.clone(),
+        link: None,
+        role: t.role.clone(),
+    }
 }
 
 /// `GET api/invitations`: the open ones.
+#[utoipa::path(get, path = "/api/invitations", operation_id = "list_invitations", tag = "admin",
+    responses((status = 200, body = InvitationList),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`", body = ErrorBody)))]
 pub(in crate::portal) async fn list_invitations(
     State(s): State<Arc<PortalState>>,
     _who: Administrator<ManagesUsers>,
@@ -235,14 +323,15 @@ pub(in crate::portal) async fn list_invitations(
     };
     match store.invitations(unix_now()).await {
         Ok(list) => {
-            let items: Vec<_> = list.iter().map(invitation_json).collect();
-            no_store(Json(serde_json::json!({"invitations": items})).into_response())
+            let invitations = list.iter().map(invitation_json).collect();
+            no_store(Json(InvitationList { invitations }).into_response())
         }
         Err(e) => refused(&s, &e.into()),
     }
 }
 
-#[derive(Deserialize)]
+/// Whom to invite.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct InvitationRequest {
     email: String,
@@ -253,6 +342,14 @@ pub(in crate::portal) struct InvitationRequest {
 
 /// `POST api/invitations {email, role?, expires_in?}` → 201, and the
 /// invitation mailed (its link also in the answer, for the admin to pass on).
+#[utoipa::path(post, path = "/api/invitations", operation_id = "create_invitation",
+    tag = "admin", request_body = InvitationRequest,
+    responses((status = 201, description = "sent; `link` is in the answer", body = InvitationOut),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody)))]
 pub(in crate::portal) async fn invite(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -301,7 +398,7 @@ pub(in crate::portal) async fn invite(
                     .detail("role", role.clone()),
             );
             let mut body = invitation_json(&token);
-            body["link"] = serde_json::Value::String(link);
+            body.link = Some(link);
             no_store((StatusCode::CREATED, Json(body)).into_response())
         }
         Err(InvitationError::Invalid(m)) => {
@@ -312,6 +409,14 @@ pub(in crate::portal) async fn invite(
 }
 
 /// `DELETE api/invitations/{id}`.
+#[utoipa::path(delete, path = "/api/invitations/{id}", operation_id = "revoke_invitation",
+    tag = "admin",
+    params(("id" = String, Path, description = "the invitation's `id`")),
+    responses((status = 200, description = "`revoked`", body = StatusOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub(in crate::portal) async fn revoke_invitation(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -329,7 +434,7 @@ pub(in crate::portal) async fn revoke_invitation(
                     .origin(&origin)
                     .detail("invitation", id.clone()),
             );
-            no_store(Json(serde_json::json!({"status": "revoked"})).into_response())
+            no_store(Json(StatusOut::new("revoked")).into_response())
         }
         Ok(false) => error(
             &s,

@@ -12,6 +12,7 @@ use crate::identity::Identity;
 use crate::portal::context::{AccountReader, AccountWriter};
 use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::PortalState;
+use crate::respond::ErrorBody;
 use crate::session::Origin;
 use crate::store::{unix_now, StoreError};
 use axum::body::Bytes;
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// A new key acting as `owner`, narrowed to a subset of the owner's own
 /// permissions (`None`: all of them).
@@ -88,7 +90,7 @@ pub(in crate::portal) fn rfc3339(t: i64) -> String {
 }
 
 /// A stored API key as the API shows it (never the key itself).
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub(in crate::portal) struct ApiKeyOut {
     id: i64,
     name: String,
@@ -108,7 +110,27 @@ pub(in crate::portal) fn key_json(k: &crate::store::StoredApiKey) -> ApiKeyOut {
     }
 }
 
+/// Live API keys.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyOut>,
+}
+
+/// A key just created: the stored key, and the key itself (shown once).
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct CreatedKeyOut {
+    #[serde(flatten)]
+    stored: ApiKeyOut,
+    /// The key, for `X-API-Key` or `Authorization: Bearer`; never shown again.
+    key: String,
+}
+
 /// `GET api/me/api-keys`: the caller's live keys (never the keys themselves).
+#[utoipa::path(get, path = "/api/me/api-keys", operation_id = "list_own_api_keys", tag = "account",
+    responses((status = 200, body = ApiKeyList),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: an API key, or an external issuer's token",
+            body = ErrorBody)))]
 pub(in crate::portal) async fn list_keys(
     State(s): State<Arc<PortalState>>,
     AccountReader { identity, .. }: AccountReader,
@@ -118,24 +140,54 @@ pub(in crate::portal) async fn list_keys(
     };
     match store.list_api_keys(Some(&identity.subject)).await {
         Ok(keys) => no_store(
-            Json(serde_json::json!({ "api_keys": keys.iter().map(key_json).collect::<Vec<_>>() }))
-                .into_response(),
+            Json(ApiKeyList {
+                api_keys: keys.iter().map(key_json).collect(),
+            })
+            .into_response(),
         ),
         Err(_) => store_down(&s, STORE_DOWN),
     }
 }
 
-#[derive(Deserialize)]
+/// A key to create.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct NewKeyRequest {
+    /// 1-128 letters, digits, `_`, `-`, `.`, `@`; default `api`.
     name: Option<String>,
+    /// A subset of the caller's permissions; none: all of them.
     permissions: Option<Vec<String>>,
     /// Lifetime (`30d`, `12h`, or seconds); none: until revoked.
+    #[schema(schema_with = lifetime_schema)]
     expires_in: Option<serde_json::Value>,
+}
+
+/// `expires_in`: a duration (`30d`) or a number of seconds, or null.
+fn lifetime_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .build(),
+    )
 }
 
 /// `POST api/me/api-keys`: a new key acting as the caller, narrowed to a
 /// subset of the caller's permissions; the key is in this answer only.
+#[utoipa::path(post, path = "/api/me/api-keys", operation_id = "create_api_key",
+    tag = "account", request_body = NewKeyRequest,
+    responses((status = 201, body = CreatedKeyOut),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden` (an API key), `permission_not_allowed`, \
+            `csrf_failed`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody)))]
 pub(in crate::portal) async fn create_key(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -183,8 +235,10 @@ pub(in crate::portal) async fn create_key(
     let permissions = req.permissions.as_deref();
     match create_own_key(&s, &origin, &identity, &name, permissions, expires_at).await {
         Ok(created) => {
-            let mut body = serde_json::to_value(key_json(&created.stored)).unwrap_or_default();
-            body["key"] = serde_json::Value::String(created.key);
+            let body = CreatedKeyOut {
+                stored: key_json(&created.stored),
+                key: created.key,
+            };
             let mut resp = no_store(Json(body).into_response());
             *resp.status_mut() = StatusCode::CREATED;
             resp
@@ -194,6 +248,13 @@ pub(in crate::portal) async fn create_key(
 }
 
 /// `DELETE api/me/api-keys/{id}`: revoke one of the caller's keys.
+#[utoipa::path(delete, path = "/api/me/api-keys/{id}", operation_id = "revoke_own_api_key",
+    tag = "account",
+    params(("id" = i64, Path, description = "the key's id")),
+    responses((status = 204, description = "revoked"),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `csrf_failed`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub(in crate::portal) async fn delete_key(
     State(s): State<Arc<PortalState>>,
     origin: Origin,

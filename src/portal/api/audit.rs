@@ -2,9 +2,11 @@
 
 use crate::audit::parse_time;
 use crate::portal::api::api_keys::rfc3339;
+use crate::portal::api::users::AdminErrorOut;
 use crate::portal::context::{Administrator, ReadsAudit};
 use crate::portal::json::{no_store, store_down, STORE_DOWN};
 use crate::portal::PortalState;
+use crate::respond::ErrorBody;
 use crate::store::{unix_now, AuditQuery, AuditRecord};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -82,8 +84,12 @@ fn bad(field: &'static str, message: String) -> Response {
 }
 
 /// `GET api/audit?user=&action=&since=&until=&page=&per_page=`.
-#[utoipa::path(get, path = "/api/audit", tag = "admin", params(AuditParams),
-    responses((status = 200, body = AuditPage), (status = 400), (status = 401), (status = 403)))]
+#[utoipa::path(get, path = "/api/audit", operation_id = "list_audit_events",
+    tag = "admin", params(AuditParams),
+    responses((status = 200, body = AuditPage),
+        (status = 400, description = "`invalid_request`, naming the `field`", body = AdminErrorOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `audit:get`", body = ErrorBody)))]
 pub(in crate::portal) async fn list(
     State(s): State<Arc<PortalState>>,
     _who: Administrator<ReadsAudit>,

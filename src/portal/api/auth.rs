@@ -8,12 +8,13 @@ use crate::credentials::CredentialSource;
 use crate::identity::{AuthMethod, Identity, Revocation};
 use crate::portal::context::Caller;
 use crate::portal::csrf::proven_same_origin;
-use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
+use crate::portal::json::{error, json_body, no_store, store_down, StatusOut, STORE_DOWN};
 use crate::portal::sign_in::{
     audit_sign_in, audit_sign_out, check_code, sign_in, signed_in, start_session, Channel,
     SignInFailure,
 };
 use crate::portal::{ClientIp, PortalState};
+use crate::respond::ErrorBody;
 use crate::session::Origin;
 use crate::store::{unix_now, PendingPurpose};
 use axum::body::Bytes;
@@ -21,12 +22,15 @@ use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// A name (or e-mail address) and password, for a token.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct LoginRequest {
+    /// The user name; or send `email`.
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
@@ -34,25 +38,71 @@ pub(in crate::portal) struct LoginRequest {
     two_factor_code: Option<String>,
 }
 
+/// Who the caller is: the `user` of `api/login` and `api/token`, the body
+/// of `api/me` and `api/session` (those two with `sso`).
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct UserInfo {
+    /// How this request proved it: `session`, `jwt`, `api_key` or `basic`.
+    auth_method: &'static str,
+    email: Option<String>,
+    /// The stored id; null for users of the config file and for subjects of
+    /// external issuers.
+    id: Option<i64>,
+    name: Option<String>,
+    permissions: Vec<String>,
+    role: Option<String>,
+    /// The identity provider the session came from, if single sign-on
+    /// (`api/me` and `api/session` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SsoOrigin>)]
+    sso: Option<Option<SsoOrigin>>,
+    two_factor_enabled: bool,
+    /// `user` (a person) or `api` (a machine).
+    #[serde(rename = "type")]
+    kind: &'static str,
+    username: String,
+}
+
+/// The identity provider a session came from.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct SsoOrigin {
+    display_name: Option<String>,
+    provider: String,
+}
+
+/// A signed token, as `api/login` and `api/token` answer it.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct TokenOut {
+    /// RFC 3339.
+    expires_at: String,
+    /// Seconds from now.
+    expires_in: i64,
+    /// An EdDSA JWT, to send as `Authorization: Bearer`.
+    token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    user: UserInfo,
+}
+
 /// The `user` object of `api/login` and the body of `api/me`.
 fn user_json(
     id: Option<i64>,
     identity: &Identity,
-    auth_method: &str,
+    auth_method: &'static str,
     two_factor_enabled: bool,
-) -> serde_json::Value {
-    let permissions: Vec<String> = identity.permissions.iter().map(|p| p.to_string()).collect();
-    serde_json::json!({
-        "id": id,
-        "username": identity.subject,
-        "email": identity.email,
-        "name": identity.name,
-        "type": identity.kind.as_str(),
-        "role": identity.role,
-        "permissions": permissions,
-        "two_factor_enabled": two_factor_enabled,
-        "auth_method": auth_method,
-    })
+) -> UserInfo {
+    UserInfo {
+        auth_method,
+        email: identity.email.clone(),
+        id,
+        name: identity.name.clone(),
+        permissions: identity.permissions.iter().map(|p| p.to_string()).collect(),
+        role: identity.role.clone(),
+        sso: None,
+        two_factor_enabled,
+        kind: identity.kind.as_str(),
+        username: identity.subject.clone(),
+    }
 }
 
 /// The stored id of a user (`None` for users declared in the config file).
@@ -62,6 +112,16 @@ async fn stored_id(s: &PortalState, username: &str) -> Option<i64> {
 }
 
 /// `POST api/login`: name (or e-mail) and password → a signed token.
+#[utoipa::path(post, path = "/api/login", operation_id = "login",
+    tag = "auth", request_body = LoginRequest,
+    security(()),
+    responses((status = 200, description = "signed in", body = TokenOut),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`, `account_disabled`, \
+            `two_factor_required` (send `two_factor_code`), `invalid_code`", body = ErrorBody),
+        (status = 403, description = "`two_factor_enrolment_required`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn login(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -173,13 +233,13 @@ async fn token_answer(
     )
     .to_string();
     no_store(
-        Json(serde_json::json!({
-            "token": issued.token,
-            "token_type": "Bearer",
-            "expires_at": expires_at,
-            "expires_in": issued.expires_at - now,
-            "user": user_json(id, &identity, "jwt", two_factor_enabled),
-        }))
+        Json(TokenOut {
+            expires_at,
+            expires_in: issued.expires_at - now,
+            token: issued.token,
+            token_type: "Bearer",
+            user: user_json(id, &identity, "jwt", two_factor_enabled),
+        })
         .into_response(),
     )
 }
@@ -187,6 +247,14 @@ async fn token_answer(
 /// `POST api/token`: the signed-in browser's session (same origin) → a
 /// signed token, as `api/login` answers; for single-page apps whose user
 /// signed in on the pages or through single sign-on.
+#[utoipa::path(post, path = "/api/token", operation_id = "create_token", tag = "auth",
+    security(("session_cookie" = [])),
+    responses((status = 200, body = TokenOut),
+        (status = 400, description = "`session_required`: not the session cookie",
+            body = ErrorBody),
+        (status = 401, description = "no session, or its account is gone", body = ErrorBody),
+        (status = 403, description = "`csrf_failed`: not from a page of the same origin",
+            body = ErrorBody)))]
 pub(in crate::portal) async fn token(
     State(s): State<Arc<PortalState>>,
     headers: HeaderMap,
@@ -242,6 +310,14 @@ pub(in crate::portal) async fn token(
 /// sets it, and the user as `api/me` shows it — for clients that sign in
 /// once, then use the cookie. A person with a second factor is refused
 /// (401 `two_factor_required`), as Basic is on protected requests.
+#[utoipa::path(post, path = "/api/session", operation_id = "create_session", tag = "auth",
+    security(("basic" = [])),
+    responses((status = 200, description = "signed in; `Set-Cookie` carries the session",
+            body = UserInfo),
+        (status = 400, description = "`malformed_credentials`", body = ErrorBody),
+        (status = 401, description = "no Basic credentials, `invalid_credentials`, \
+            `account_disabled`, `two_factor_required`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn session(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -310,7 +386,7 @@ pub(in crate::portal) async fn session(
         .identity_of(&user, AuthMethod::Session);
     let id = stored_id(&s, &user.username).await;
     let mut body = user_json(id, &identity, AuthMethod::Session.as_str(), false);
-    body["sso"] = serde_json::Value::Null;
+    body.sso = Some(None);
     let mut resp = no_store(Json(body).into_response());
     if let Ok(c) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, c);
@@ -319,6 +395,9 @@ pub(in crate::portal) async fn session(
 }
 
 /// `GET api/me`.
+#[utoipa::path(get, path = "/api/me", operation_id = "me", tag = "account",
+    responses((status = 200, body = UserInfo),
+        (status = 401, description = "no or bad credentials", body = ErrorBody)))]
 pub(in crate::portal) async fn me(
     State(s): State<Arc<PortalState>>,
     Caller { live, identity, .. }: Caller,
@@ -335,23 +414,29 @@ pub(in crate::portal) async fn me(
         false => (None, false),
     };
     let mut body = user_json(id, &identity, identity.method.as_str(), two_factor_enabled);
-    body["sso"] = match (&identity.revocation, &s.store) {
+    body.sso = Some(match (&identity.revocation, &s.store) {
         (Some(Revocation::Session(hash)), Some(store)) => match store.session(hash).await {
-            Ok(Some(record)) => record.sso.map_or(serde_json::Value::Null, |sso| {
-                let name = live
+            Ok(Some(record)) => record.sso.map(|sso| SsoOrigin {
+                display_name: live
                     .sso
                     .provider(&sso.provider)
-                    .map(|p| p.display_name.clone());
-                serde_json::json!({"provider": sso.provider, "display_name": name})
+                    .map(|p| p.display_name.clone()),
+                provider: sso.provider,
             }),
-            _ => serde_json::Value::Null,
+            _ => None,
         },
-        _ => serde_json::Value::Null,
-    };
+        _ => None,
+    });
     no_store(Json(body).into_response())
 }
 
 /// `POST api/logout`: revoke the token or session the request came with.
+#[utoipa::path(post, path = "/api/logout", operation_id = "logout", tag = "auth",
+    responses((status = 200, description = "revoked (with a session cookie, the cookie \
+            is cleared): `logged_out`; Basic credentials and API keys: `nothing_to_revoke`",
+            body = StatusOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`csrf_failed`", body = ErrorBody)))]
 pub(in crate::portal) async fn logout(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -386,13 +471,17 @@ pub(in crate::portal) async fn logout(
             set_cookie = Some(crate::session::clear_session_cookie(&live.session));
             store.revoke_session(hash).await
         }
-        _ => return no_store(
-            Json(serde_json::json!({
-                "status": "nothing_to_revoke",
-                "message": "Basic credentials and API keys are not sessions; nothing was revoked",
-            }))
-            .into_response(),
-        ),
+        _ => {
+            return no_store(
+                Json(StatusOut {
+                    message: Some(
+                        "Basic credentials and API keys are not sessions; nothing was revoked",
+                    ),
+                    status: "nothing_to_revoke",
+                })
+                .into_response(),
+            )
+        }
     };
     if let Err(e) = revoked {
         tracing::error!(error = %e, "cannot revoke");
@@ -402,7 +491,7 @@ pub(in crate::portal) async fn logout(
         live.gate.authenticator().invalidate_revoked(handle.key());
     }
     audit_sign_out(&s, &origin, &identity.subject, "api");
-    let mut resp = no_store(Json(serde_json::json!({"status": "logged_out"})).into_response());
+    let mut resp = no_store(Json(StatusOut::new("logged_out")).into_response());
     if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert(header::SET_COOKIE, c);
     }

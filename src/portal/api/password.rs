@@ -8,19 +8,33 @@ use crate::portal::json::{error, json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::password::{change_password, PasswordChange, PasswordChangeFailure};
 use crate::portal::sign_in::SignInFailure;
 use crate::portal::PortalState;
+use crate::respond::ErrorBody;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// The password now and the new one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct PasswordRequest {
+    /// Omitted by an account without a password (signed in through single
+    /// sign-on).
     old_password: Option<String>,
     new_password: Option<String>,
+}
+
+/// The password changed.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct PasswordChanged {
+    /// How many of the caller's other sessions ended.
+    other_sessions_ended: u64,
+    /// `password_changed`.
+    status: &'static str,
 }
 
 /// `POST api/me/password`: 200 `{status: "password_changed"}`; the caller's
@@ -28,6 +42,16 @@ pub(in crate::portal) struct PasswordRequest {
 /// (the message names the rule), 401 `invalid_credentials` for a wrong old
 /// password (counted like a failed sign-in; 429 once banned), 409
 /// `read_only_user` for users of the config file.
+#[utoipa::path(post, path = "/api/me/password", operation_id = "change_password",
+    tag = "account", request_body = PasswordRequest,
+    responses((status = 200, body = PasswordChanged),
+        (status = 400, description = "`invalid_request`, `weak_password`", body = ErrorBody),
+        (status = 401, description = "no or bad credentials; `invalid_credentials`: the old \
+            password is wrong", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `csrf_failed`", body = ErrorBody),
+        (status = 409, description = "`read_only_user`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn change(
     State(s): State<Arc<PortalState>>,
     origin: crate::session::Origin,
@@ -60,10 +84,10 @@ pub(in crate::portal) async fn change(
     };
     match change_password(&s, &live, change, &origin).await {
         Ok(ended) => no_store(
-            Json(serde_json::json!({
-                "status": "password_changed",
-                "other_sessions_ended": ended,
-            }))
+            Json(PasswordChanged {
+                other_sessions_ended: ended,
+                status: "password_changed",
+            })
             .into_response(),
         ),
         Err(PasswordChangeFailure::ReadOnly) => error(

@@ -10,6 +10,7 @@ use crate::portal::api::api_keys::rfc3339;
 use crate::portal::context::{AccountReader, AccountWriter};
 use crate::portal::json::{error, no_store, store_down, STORE_DOWN};
 use crate::portal::PortalState;
+use crate::respond::ErrorBody;
 use crate::session::Origin;
 use crate::store::{unix_now, SessionRecord, StoreError};
 use axum::extract::{Path, State};
@@ -117,8 +118,11 @@ pub(in crate::portal) async fn revoke_own(
 }
 
 /// `GET api/me/sessions`: your usable sessions, this one marked `current`.
-#[utoipa::path(get, path = "/api/me/sessions", tag = "account",
-    responses((status = 200, body = SessionList), (status = 401)))]
+#[utoipa::path(get, path = "/api/me/sessions", operation_id = "list_own_sessions", tag = "account",
+    responses((status = 200, body = SessionList),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: an API key, or an external issuer's token",
+            body = ErrorBody)))]
 pub(in crate::portal) async fn list(
     State(s): State<Arc<PortalState>>,
     AccountReader { live, identity }: AccountReader,
@@ -135,9 +139,13 @@ pub(in crate::portal) async fn list(
 
 /// `DELETE api/me/sessions/{id}`: sign one of your sessions out (this one
 /// too, when named).
-#[utoipa::path(delete, path = "/api/me/sessions/{id}", tag = "account",
+#[utoipa::path(delete, path = "/api/me/sessions/{id}", operation_id = "revoke_own_session",
+    tag = "account",
     params(("id" = String, Path, description = "the session's `id`")),
-    responses((status = 204), (status = 401), (status = 404)))]
+    responses((status = 204, description = "signed out"),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `csrf_failed`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub(in crate::portal) async fn revoke_one(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -152,8 +160,11 @@ pub(in crate::portal) async fn revoke_one(
 }
 
 /// `DELETE api/me/sessions`: sign out every session but this one.
-#[utoipa::path(delete, path = "/api/me/sessions", tag = "account",
-    responses((status = 200, body = crate::portal::api::users::Revoked), (status = 401)))]
+#[utoipa::path(delete, path = "/api/me/sessions", operation_id = "revoke_other_sessions",
+    tag = "account",
+    responses((status = 200, body = crate::portal::api::users::Revoked),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `csrf_failed`", body = ErrorBody)))]
 pub(in crate::portal) async fn revoke_others(
     State(s): State<Arc<PortalState>>,
     origin: Origin,

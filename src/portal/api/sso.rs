@@ -8,31 +8,52 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// The identity providers people may sign in with.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct SsoInfo {
+    /// The provider the sign-in page sends everyone to, if any.
+    auto_redirect: Option<String>,
+    /// Whether any provider is configured.
+    enabled: bool,
+    providers: Vec<SsoProvider>,
+}
+
+/// An identity provider.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct SsoProvider {
+    display_name: String,
+    id: String,
+    /// Where a browser starts signing in with it (`?rd=` for where to go
+    /// afterwards).
+    login_url: String,
+}
 
 /// `GET api/sso/info`: `{enabled, providers: [{id, display_name, login_url}]}`.
+#[utoipa::path(get, path = "/api/sso/info", operation_id = "sso_info", tag = "auth", security(()),
+    responses((status = 200, body = SsoInfo)))]
 pub(in crate::portal) async fn info(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
 ) -> Response {
-    let providers: Vec<serde_json::Value> = live
+    let providers: Vec<SsoProvider> = live
         .sso
         .providers()
-        .map(|p| {
-            serde_json::json!({
-                "id": p.id,
-                "display_name": p.display_name,
-                "login_url": format!("{}/oidc/{}/authorize", s.prefix, p.id),
-            })
+        .map(|p| SsoProvider {
+            display_name: p.display_name.clone(),
+            id: p.id.clone(),
+            login_url: format!("{}/oidc/{}/authorize", s.prefix, p.id),
         })
         .collect();
     no_store(
-        Json(serde_json::json!({
-            "enabled": !providers.is_empty(),
-            "providers": providers,
-            "auto_redirect": live.sso.auto_redirect(),
-        }))
+        Json(SsoInfo {
+            auto_redirect: live.sso.auto_redirect().map(str::to_owned),
+            enabled: !providers.is_empty(),
+            providers,
+        })
         .into_response(),
     )
 }

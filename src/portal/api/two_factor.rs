@@ -11,6 +11,7 @@ use crate::portal::context::AccountWriter;
 use crate::portal::json::{error, json_body, no_store, two_factor_refused};
 use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
 use crate::portal::{ClientIp, PortalState};
+use crate::respond::ErrorBody;
 use crate::session::Origin;
 use crate::two_factor::TwoFactorError;
 use axum::body::Bytes;
@@ -18,8 +19,36 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// An enrolment begun: the secret to put in an authenticator app.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct EnrolmentOut {
+    /// Always false: `api/me/2fa/confirm` turns it on.
+    confirmed: bool,
+    /// The secret as an `otpauth://totp/...` URL.
+    otpauth_url: String,
+    /// The URL as a QR code, an `<svg>` element.
+    qr_svg: String,
+    /// Base32, for typing in by hand.
+    secret: String,
+}
+
+/// The second factor turned on, and the recovery codes (shown once).
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct ConfirmedOut {
+    /// Single-use codes for when the authenticator is lost.
+    recovery_codes: Vec<String>,
+    two_factor_enabled: bool,
+}
+
+/// Whether the second factor is on.
+#[derive(Serialize, ToSchema)]
+pub(in crate::portal) struct TwoFactorStatus {
+    pub two_factor_enabled: bool,
+}
 
 /// The account owner's user record (they may turn 2FA on or off).
 async fn user_record(
@@ -39,6 +68,14 @@ async fn user_record(
 }
 
 /// `POST api/me/2fa`.
+#[utoipa::path(post, path = "/api/me/2fa", operation_id = "enrol_two_factor", tag = "account",
+    responses((status = 200, description = "enrolment begun; confirm it with a code",
+            body = EnrolmentOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `csrf_failed`, `two_factor_not_allowed` \
+            (machines)", body = ErrorBody),
+        (status = 409, description = "`two_factor_already_enabled`", body = ErrorBody),
+        (status = 501, description = "`two_factor_not_configured`", body = ErrorBody)))]
 pub(in crate::portal) async fn enrol(
     State(s): State<Arc<PortalState>>,
     AccountWriter { live, identity }: AccountWriter,
@@ -49,19 +86,21 @@ pub(in crate::portal) async fn enrol(
     };
     match live.two_factor.begin(&user).await {
         Ok(e) => no_store(
-            Json(serde_json::json!({
-                "secret": e.secret,
-                "otpauth_url": e.otpauth_url,
-                "qr_svg": e.qr_svg,
-                "confirmed": false,
-            }))
+            Json(EnrolmentOut {
+                confirmed: false,
+                otpauth_url: e.otpauth_url,
+                qr_svg: e.qr_svg,
+                secret: e.secret,
+            })
             .into_response(),
         ),
         Err(e) => two_factor_refused(&s, &e),
     }
 }
 
-#[derive(Deserialize)]
+/// A code from the authenticator app (or, to turn it off, a recovery code
+/// or the password instead).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(in crate::portal) struct CodeRequest {
     code: Option<String>,
@@ -69,6 +108,15 @@ pub(in crate::portal) struct CodeRequest {
 }
 
 /// `POST api/me/2fa/confirm` with `{code}`.
+#[utoipa::path(post, path = "/api/me/2fa/confirm", operation_id = "confirm_two_factor",
+    tag = "account", request_body = CodeRequest,
+    responses((status = 200, description = "on", body = ConfirmedOut),
+        (status = 400, description = "`invalid_request`, `invalid_code`", body = ErrorBody),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `csrf_failed`", body = ErrorBody),
+        (status = 409, description = "`two_factor_not_started`, `two_factor_already_enabled`",
+            body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody)))]
 pub(in crate::portal) async fn confirm(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -95,10 +143,10 @@ pub(in crate::portal) async fn confirm(
         Ok(codes) => {
             s.audit_own(action::TWO_FACTOR_ENABLE, &identity.subject, &origin);
             no_store(
-                Json(serde_json::json!({
-                    "two_factor_enabled": true,
-                    "recovery_codes": codes,
-                }))
+                Json(ConfirmedOut {
+                    recovery_codes: codes,
+                    two_factor_enabled: true,
+                })
                 .into_response(),
             )
         }
@@ -107,6 +155,16 @@ pub(in crate::portal) async fn confirm(
 }
 
 /// `DELETE api/me/2fa` with `{code}` or `{password}`.
+#[utoipa::path(delete, path = "/api/me/2fa", operation_id = "disable_two_factor",
+    tag = "account", request_body = CodeRequest,
+    responses((status = 200, description = "off", body = TwoFactorStatus),
+        (status = 400, description = "`invalid_request`: neither `code` nor `password`",
+            body = ErrorBody),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`, `csrf_failed`, `invalid_credentials` \
+            (wrong code or password), `two_factor_required_for_role`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]
 pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -135,9 +193,10 @@ pub(in crate::portal) async fn disable(
         // Already off: at most an unconfirmed enrolment to drop.
         Ok(false) => {
             let _ = live.two_factor.remove(&identity.subject).await;
-            return no_store(
-                Json(serde_json::json!({"two_factor_enabled": false})).into_response(),
-            );
+            let off = TwoFactorStatus {
+                two_factor_enabled: false,
+            };
+            return no_store(Json(off).into_response());
         }
         Ok(true) => {}
         Err(e) => return two_factor_refused(&s, &e),
@@ -172,7 +231,10 @@ pub(in crate::portal) async fn disable(
     match live.two_factor.remove(&identity.subject).await {
         Ok(()) => {
             s.audit_own(action::TWO_FACTOR_DISABLE, &identity.subject, &origin);
-            no_store(Json(serde_json::json!({"two_factor_enabled": false})).into_response())
+            let off = TwoFactorStatus {
+                two_factor_enabled: false,
+            };
+            no_store(Json(off).into_response())
         }
         Err(e) => two_factor_refused(&s, &e),
     }

@@ -8,11 +8,13 @@
 use crate::accounts::admin::{Admin, AdminError, ManagedUser, NewUserInput, UserFilter, UserPatch};
 use crate::app::Live;
 use crate::audit::AuditEvent;
-use crate::portal::api::api_keys::{key_json, rfc3339, ApiKeyOut};
+use crate::portal::api::api_keys::{key_json, rfc3339, ApiKeyList};
 use crate::portal::api::sessions::{session_out, SessionList};
+use crate::portal::api::two_factor::TwoFactorStatus;
 use crate::portal::context::{Administrator, ManagesUsers, ReadsUsers};
 use crate::portal::json::{json_body, no_store, store_down, STORE_DOWN};
 use crate::portal::PortalState;
+use crate::respond::ErrorBody;
 use crate::session::Origin;
 use crate::store::unix_now;
 use axum::body::Bytes;
@@ -160,12 +162,6 @@ pub(in crate::portal) struct RoleList {
     roles: Vec<RoleOut>,
 }
 
-/// A user's live API keys.
-#[derive(Serialize, ToSchema)]
-pub(in crate::portal) struct ApiKeyList {
-    api_keys: Vec<ApiKeyOut>,
-}
-
 /// An error of the admin API: `{"error", "message"}`, and the field at
 /// fault for a 400.
 #[derive(Serialize, ToSchema)]
@@ -229,8 +225,10 @@ macro_rules! with_admin {
 
 /// `GET api/users`: one page of users, declared ones first.
 #[utoipa::path(get, path = "/api/users", tag = "admin", params(UserListQuery),
-    responses((status = 200, body = UserList), (status = 400, body = AdminErrorOut),
-        (status = 401), (status = 403)))]
+    responses((status = 200, body = UserList),
+        (status = 400, body = AdminErrorOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:get`", body = ErrorBody)))]
 pub(in crate::portal) async fn list_users(
     State(s): State<Arc<PortalState>>,
     who: Administrator<ReadsUsers>,
@@ -259,8 +257,12 @@ pub(in crate::portal) async fn list_users(
 
 /// `POST api/users` → 201 and the user.
 #[utoipa::path(post, path = "/api/users", tag = "admin", request_body = CreateUser,
-    responses((status = 201, body = UserOut), (status = 400, body = AdminErrorOut),
-        (status = 401), (status = 403), (status = 409, body = AdminErrorOut)))]
+    responses((status = 201, body = UserOut),
+        (status = 400, body = AdminErrorOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
+        (status = 409, body = AdminErrorOut)))]
 pub(in crate::portal) async fn create_user(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -292,7 +294,9 @@ pub(in crate::portal) async fn create_user(
 /// `GET api/users/{id}`: `{id}` is the stored id or the user name.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 200, body = UserOut), (status = 401), (status = 403),
+    responses((status = 200, body = UserOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:get`", body = ErrorBody),
         (status = 404, body = AdminErrorOut)))]
 pub(in crate::portal) async fn get_user(
     State(s): State<Arc<PortalState>>,
@@ -309,8 +313,12 @@ pub(in crate::portal) async fn get_user(
 /// `PATCH api/users/{id}`: change what is sent.
 #[utoipa::path(patch, path = "/api/users/{id}", tag = "admin", request_body = PatchUser,
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 200, body = UserOut), (status = 400, body = AdminErrorOut),
-        (status = 401), (status = 403), (status = 404, body = AdminErrorOut),
+    responses((status = 200, body = UserOut),
+        (status = 400, body = AdminErrorOut),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
+        (status = 404, body = AdminErrorOut),
         (status = 409, body = AdminErrorOut)))]
 pub(in crate::portal) async fn patch_user(
     State(s): State<Arc<PortalState>>,
@@ -343,8 +351,12 @@ pub(in crate::portal) async fn patch_user(
 /// `DELETE api/users/{id}` → 204.
 #[utoipa::path(delete, path = "/api/users/{id}", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 204), (status = 401), (status = 403),
-        (status = 404, body = AdminErrorOut), (status = 409, body = AdminErrorOut)))]
+    responses((status = 204, description = "deleted"),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
+        (status = 404, body = AdminErrorOut),
+        (status = 409, body = AdminErrorOut)))]
 pub(in crate::portal) async fn delete_user(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -362,7 +374,9 @@ pub(in crate::portal) async fn delete_user(
 /// `GET api/users/{id}/sessions`: the user's usable sessions.
 #[utoipa::path(get, path = "/api/users/{id}/sessions", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 200, body = SessionList), (status = 401), (status = 403),
+    responses((status = 200, body = SessionList),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:get`", body = ErrorBody),
         (status = 404, body = AdminErrorOut)))]
 pub(in crate::portal) async fn user_sessions(
     State(s): State<Arc<PortalState>>,
@@ -381,7 +395,10 @@ pub(in crate::portal) async fn user_sessions(
 /// `DELETE api/users/{id}/sessions`: sign the user out everywhere.
 #[utoipa::path(delete, path = "/api/users/{id}/sessions", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 200, body = Revoked), (status = 401), (status = 403),
+    responses((status = 200, body = Revoked),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
         (status = 404, body = AdminErrorOut)))]
 pub(in crate::portal) async fn sign_out_user(
     State(s): State<Arc<PortalState>>,
@@ -400,8 +417,12 @@ pub(in crate::portal) async fn sign_out_user(
 /// `POST api/users/{id}/reset-2fa`: remove the user's second factor.
 #[utoipa::path(post, path = "/api/users/{id}/reset-2fa", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 200), (status = 401), (status = 403),
-        (status = 404, body = AdminErrorOut), (status = 409, body = AdminErrorOut)))]
+    responses((status = 200, body = TwoFactorStatus),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
+        (status = 404, body = AdminErrorOut),
+        (status = 409, body = AdminErrorOut)))]
 pub(in crate::portal) async fn reset_two_factor(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
@@ -411,10 +432,10 @@ pub(in crate::portal) async fn reset_two_factor(
     with_admin!(s, who, |admin| async {
         let (user, event) = admin.reset_two_factor(&id).await?;
         done(&s, &who.live, &origin, event, user.username());
-        Ok(ok(
-            StatusCode::OK,
-            serde_json::json!({"two_factor_enabled": false}),
-        ))
+        let off = TwoFactorStatus {
+            two_factor_enabled: false,
+        };
+        Ok(ok(StatusCode::OK, off))
     }
     .await)
 }
@@ -422,7 +443,9 @@ pub(in crate::portal) async fn reset_two_factor(
 /// `GET api/users/{id}/api-keys`: the user's live keys.
 #[utoipa::path(get, path = "/api/users/{id}/api-keys", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 200, body = ApiKeyList), (status = 401), (status = 403),
+    responses((status = 200, body = ApiKeyList),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:get`", body = ErrorBody),
         (status = 404, body = AdminErrorOut)))]
 pub(in crate::portal) async fn user_api_keys(
     State(s): State<Arc<PortalState>>,
@@ -440,7 +463,10 @@ pub(in crate::portal) async fn user_api_keys(
 /// `DELETE api/users/{id}/api-keys`: revoke every key of the user.
 #[utoipa::path(delete, path = "/api/users/{id}/api-keys", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name")),
-    responses((status = 200, body = Revoked), (status = 401), (status = 403),
+    responses((status = 200, body = Revoked),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
         (status = 404, body = AdminErrorOut)))]
 pub(in crate::portal) async fn revoke_user_api_keys(
     State(s): State<Arc<PortalState>>,
@@ -455,7 +481,10 @@ pub(in crate::portal) async fn revoke_user_api_keys(
 #[utoipa::path(delete, path = "/api/users/{id}/api-keys/{key}", tag = "admin",
     params(("id" = String, Path, description = "stored id, or user name"),
         ("key" = i64, Path, description = "the key's id")),
-    responses((status = 200, body = Revoked), (status = 401), (status = 403),
+    responses((status = 200, body = Revoked),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:manage`; `csrf_failed`",
+            body = ErrorBody),
         (status = 404, body = AdminErrorOut)))]
 pub(in crate::portal) async fn revoke_user_api_key(
     State(s): State<Arc<PortalState>>,
@@ -490,8 +519,10 @@ async fn revoke_keys(
 }
 
 /// `GET api/roles`: every role and its permissions.
-#[utoipa::path(get, path = "/api/roles", tag = "admin",
-    responses((status = 200, body = RoleList), (status = 401), (status = 403)))]
+#[utoipa::path(get, path = "/api/roles", operation_id = "list_roles", tag = "admin",
+    responses((status = 200, body = RoleList),
+        (status = 401, description = "no or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: needs `users:get`", body = ErrorBody)))]
 pub(in crate::portal) async fn roles(who: Administrator<ReadsUsers>) -> Response {
     let roles = who
         .live
