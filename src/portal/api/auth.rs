@@ -13,7 +13,7 @@ use crate::portal::sign_in::{
     audit_sign_in, audit_sign_out, check_code, sign_in, signed_in, start_session, Channel,
     SignInFailure,
 };
-use crate::portal::{ClientIp, PortalState};
+use crate::portal::PortalState;
 use crate::respond::ErrorBody;
 use crate::session::Origin;
 use crate::store::{unix_now, PendingPurpose};
@@ -126,10 +126,10 @@ pub(in crate::portal) async fn login(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let ip = origin.ip;
     let req: LoginRequest = match json_body(&s, &headers, &body) {
         Ok(r) => r,
         Err(reply) => return reply.into_response(),
@@ -322,9 +322,9 @@ pub(in crate::portal) async fn session(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
 ) -> Response {
+    let ip = origin.ip;
     use crate::credentials::Credential;
     use crate::gate::{Denial, Unauthenticated};
     let api_client = crate::respond::Asker {

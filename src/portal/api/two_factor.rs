@@ -10,12 +10,12 @@ use crate::identity::Identity;
 use crate::portal::context::AccountWriter;
 use crate::portal::json::{error, json_body, no_store, two_factor_refused};
 use crate::portal::sign_in::{reauthenticate, turn_on_second_factor, SignInFailure};
-use crate::portal::{ClientIp, PortalState};
+use crate::portal::PortalState;
 use crate::respond::ErrorBody;
 use crate::session::Origin;
 use crate::two_factor::TwoFactorError;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -168,11 +168,11 @@ pub(in crate::portal) async fn confirm(
 pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     AccountWriter { live, identity }: AccountWriter,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let ip = origin.ip;
     let user = match user_record(&s, &live, &identity).await {
         Ok(user) => user,
         Err(resp) => return resp,

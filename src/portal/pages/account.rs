@@ -332,10 +332,10 @@ pub(in crate::portal) async fn confirm(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<AccountForm>,
 ) -> Response {
+    let ip = origin.ip;
     let identity = match form_user(&s, &live, &headers, ip, &form.csrf).await {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -371,10 +371,10 @@ pub(in crate::portal) async fn disable(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<AccountForm>,
 ) -> Response {
+    let ip = origin.ip;
     let identity = match form_user(&s, &live, &headers, ip, &form.csrf).await {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -441,10 +441,10 @@ pub(in crate::portal) async fn change_password_submit(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
+    let ip = origin.ip;
     let identity = match form_user(&s, &live, &headers, ip, &form.csrf).await {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -522,10 +522,10 @@ pub(in crate::portal) async fn create_key(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<NewKeyForm>,
 ) -> Response {
+    let ip = origin.ip;
     let identity = match form_user(&s, &live, &headers, ip, &form.csrf).await {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -577,10 +577,10 @@ pub(in crate::portal) async fn revoke_key(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<RevokeKeyForm>,
 ) -> Response {
+    let ip = origin.ip;
     let identity = match form_user(&s, &live, &headers, ip, &form.csrf).await {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -603,10 +603,10 @@ pub(in crate::portal) async fn revoke_session(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<RevokeSessionForm>,
 ) -> Response {
+    let ip = origin.ip;
     let identity = match form_user(&s, &live, &headers, ip, &form.csrf).await {
         Ok(i) => i,
         Err(resp) => return resp,

@@ -445,10 +445,10 @@ pub(in crate::portal) async fn create_user(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<UserForm>,
 ) -> Response {
+    let ip = origin.ip;
     let who = match acting(&s, &live, &headers, ip, &form.csrf).await {
         Ok(who) => who,
         Err(resp) => return resp,
@@ -479,11 +479,11 @@ pub(in crate::portal) async fn update_user(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<UserForm>,
 ) -> Response {
+    let ip = origin.ip;
     let who = match acting(&s, &live, &headers, ip, &form.csrf).await {
         Ok(who) => who,
         Err(resp) => return resp,

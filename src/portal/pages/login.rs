@@ -13,7 +13,7 @@ use crate::portal::sign_in::{
     audit_sign_in, audit_sign_out, return_to, sign_in, signed_in, start_session, Channel,
     SignInFailure,
 };
-use crate::portal::{ClientIp, PortalState};
+use crate::portal::PortalState;
 use crate::session::{self, Origin};
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -108,10 +108,10 @@ pub(in crate::portal) async fn login_submit(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let ip = origin.ip;
     if !csrf_ok(&s, &headers, &form.csrf) {
         return csrf_refused(&s);
     }

@@ -16,7 +16,7 @@ use crate::portal::pages::login::{login_page_response, LoginView};
 use crate::portal::sign_in::{
     audit_sign_in, check_code, signed_in, start_session, turn_on_at_sign_in, Channel, SignInFailure,
 };
-use crate::portal::{ClientIp, PortalState};
+use crate::portal::PortalState;
 use crate::session::Origin;
 use crate::session::{cookie, id_hash, random_id, SameSite};
 use crate::store::{unix_now, PendingLogin, PendingPurpose};
@@ -195,10 +195,10 @@ pub(in crate::portal) async fn code_submit(
     State(s): State<Arc<PortalState>>,
     origin: Origin,
     Extension(live): Extension<Arc<Live>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
+    let ip = origin.ip;
     if !csrf_ok(&s, &headers, &form.csrf) {
         return csrf_refused(&s);
     }
