@@ -639,6 +639,19 @@ fn post(g: &Gatehouse, path: &str, auth: &str, method: Method, body: Value) -> (
     (status, r.json().unwrap_or(Value::Null))
 }
 
+/// The store URL a CLI config file names.
+fn s_store_url(cli: &str) -> String {
+    let text = std::fs::read_to_string(cli).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("url: \"") && !l.contains("echo:"))
+        .expect("store.url");
+    line.trim()
+        .trim_start_matches("url: ")
+        .trim_matches('"')
+        .to_owned()
+}
+
 /// Every kind of event, caused through the real endpoints, is on the trail.
 fn audit_trail(g: &Gatehouse, cli: &str) {
     // Sign-in failure and success; sign-out.
@@ -716,6 +729,60 @@ fn audit_trail(g: &Gatehouse, cli: &str) {
         200
     );
 
+    // Registration through an invitation (the CLI prints its link).
+    let (code, out, err) = gatehouse_cmd(
+        &["invite", "create", "--email", "reg@example.test", "-c", cli],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = out
+        .split("invitation=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the invitation link")
+        .to_owned();
+    let r = client()
+        .post(g.url("/_auth/api/register"))
+        .json(&json!({"username": "reg", "password": "reg-password", "invitation": token}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // A password reset with a mailed link (put in the store as the mail would).
+    let store_url = s_store_url(cli);
+    let link = "a-reset-link-token-for-the-audit-test";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let st = gatehouse::store::Store::open(&store_url).await.unwrap();
+        let now = gatehouse::store::unix_now();
+        st.create_account_token(
+            gatehouse::store::AccountToken {
+                token_hash: gatehouse::session::id_hash(link),
+                id: format!("reset-{}", free_port()),
+                purpose: gatehouse::store::TokenPurpose::Reset,
+                username: Some("reg".into()),
+                email: Some("reg@example.test".into()),
+                role: None,
+                password_hash: None,
+                created_by: None,
+                created_at: now,
+                expires_at: now + 3600,
+                used_at: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    });
+    let r = client()
+        .post(g.url("/_auth/api/password-reset/confirm"))
+        .json(&json!({"token": link, "new_password": "reg-password-2"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
     let events = |query: &str| -> Vec<Value> {
         let (status, page) = admin_call(g, Method::GET, &format!("/audit?{query}"), None);
         assert_eq!(status, 200, "{page}");
@@ -736,6 +803,9 @@ fn audit_trail(g: &Gatehouse, cli: &str) {
         ("sessions.revoke", "success", "root"),
         ("2fa.reset", "success", "root"),
         ("user.create", "success", "cli"),
+        ("invitation.create", "success", "cli"),
+        ("register", "success", "reg"),
+        ("password.reset", "success", "reg"),
     ];
     let missing = |all: &[Value]| -> Vec<(&str, &str, &str)> {
         wanted
