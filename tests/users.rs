@@ -361,3 +361,56 @@ fn an_unreachable_store_fails_closed_with_503() {
         200
     );
 }
+
+#[test]
+fn explain_knows_stored_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    for (name, role) in [("root", "admin"), ("ed", "editor")] {
+        let args = [
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "-c",
+            &cfg,
+        ];
+        assert_eq!(gatehouse_cmd(&args, Some("a-long-password")).0, 0);
+    }
+    let explain = |user: &str| {
+        gatehouse_cmd(
+            &[
+                "explain", "-c", &cfg, "--method", "POST", "--url", "/posts/1", "--user", user,
+            ],
+            None,
+        )
+    };
+    // ed lives in the store only; his role's permissions come from the config.
+    let (code, out, err) = explain("ed");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("identity: ed (role editor; permissions posts:*; stored)")
+            && out.contains("decision: allow")
+            && out.contains("answer:   200"),
+        "{out}"
+    );
+    gatehouse_cmd(&["user", "set-role", "ed", "user", "-c", &cfg], None);
+    let (_, out, _) = explain("ed");
+    assert!(
+        out.contains("forbidden (403)") && out.contains("posts:write"),
+        "{out}"
+    );
+    gatehouse_cmd(&["user", "disable", "ed", "-c", &cfg], None);
+    let (_, out, _) = explain("ed");
+    assert!(
+        out.contains("disabled") && out.contains("answer:   401 account_disabled"),
+        "{out}"
+    );
+    let (code, _, err) = explain("ghost");
+    assert_eq!(code, 2);
+    assert!(err.contains("no user `ghost`"), "{err}");
+}

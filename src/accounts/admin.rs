@@ -32,6 +32,8 @@ pub enum AdminNeed {
     ManageUsers,
     /// Read the audit trail: `audit:get`.
     ReadAudit,
+    /// Ask how the policy answers a request (`api/explain`): `policy:explain`.
+    ExplainPolicy,
 }
 
 impl AdminNeed {
@@ -41,6 +43,7 @@ impl AdminNeed {
             AdminNeed::ReadUsers => ("users", "get"),
             AdminNeed::ManageUsers => ("users", "manage"),
             AdminNeed::ReadAudit => ("audit", "get"),
+            AdminNeed::ExplainPolicy => ("policy", "explain"),
         };
         Permission::Exact {
             resource: resource.to_owned(),
@@ -704,6 +707,12 @@ mod tests {
             (&["*"], ReadUsers, true),
             (&["*"], ManageUsers, true),
             (&["*"], ReadAudit, true),
+            (&[], ExplainPolicy, false),
+            (&["users:*", "audit:get"], ExplainPolicy, false),
+            (&["policy:explain"], ExplainPolicy, true),
+            (&["policy:explain"], ReadUsers, false),
+            (&["policy:*"], ExplainPolicy, true),
+            (&["*"], ExplainPolicy, true),
         ];
         for (perms, need, allowed) in cases {
             let got = authorize(&caller(perms, session), *need);

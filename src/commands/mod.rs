@@ -87,17 +87,21 @@ pub enum Command {
         #[command(subcommand)]
         action: SigningKeyAction,
     },
-    /// Policy dry-run: which rule matches a request, and the decision.
+    /// Policy dry-run: how a request is read, which rules match, and what the server answers.
     Explain {
         #[arg(short, long, env = "GATEHOUSE_CONFIG")]
         config: PathBuf,
         #[arg(long, default_value = "GET")]
         method: String,
+        /// A path (`/a?b`, sent to `public_url`'s host) or an http(s) URL.
         #[arg(long)]
         url: String,
-        /// Decide as this configured user (default: anonymous).
+        /// Decide as this user, of the config file or the store (default: anonymous).
         #[arg(long)]
         user: Option<String>,
+        /// A request header (`'X-HTTP-Method-Override: DELETE'`); repeatable.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
     },
 }
 
@@ -261,8 +265,9 @@ pub fn run(cli: Cli) -> ExitCode {
             method,
             url,
             user,
+            headers,
         } => match load(&config) {
-            Ok(c) => explain::run(&c, &method, &url, user.as_deref()),
+            Ok(c) => explain::run(&c, &method, &url, user.as_deref(), &headers),
             Err(code) => code,
         },
     }
