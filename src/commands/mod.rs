@@ -112,12 +112,15 @@ pub enum SigningKeyAction {
 }
 
 /// Structured logs on stderr; `RUST_LOG` adjusts, `GATEHOUSE_LOG_FORMAT=json` for JSON lines.
+/// Coloured only when stderr is a terminal (never in a file, a pipe or journald).
 pub fn init_logging() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = if std::env::var("GATEHOUSE_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
