@@ -93,6 +93,42 @@ pub fn admin_guard(directory: &Directory) -> AdminGuard {
     }
 }
 
+/// Is the setup page open, letting anyone who reaches it create an
+/// administrator? Only while nobody enabled exists, in the config file or
+/// in the store.
+pub async fn setup_is_open(directory: &Directory, store: &Store) -> Result<bool, StoreError> {
+    if directory
+        .users
+        .values()
+        .any(|u| u.status == UserStatus::Enabled)
+    {
+        return Ok(false);
+    }
+    Ok(store.count_enabled_users().await? == 0)
+}
+
+/// Would disabling or deleting `username` leave nobody enabled, and so
+/// open the setup page to anyone?
+pub async fn is_last_enabled_user(
+    directory: &Directory,
+    store: &Store,
+    username: &str,
+) -> Result<bool, StoreError> {
+    if directory
+        .users
+        .values()
+        .any(|u| u.status == UserStatus::Enabled)
+    {
+        return Ok(false);
+    }
+    match store.user(username).await? {
+        Some(u) if u.record.status == UserStatus::Enabled => {
+            Ok(store.count_enabled_users().await? == 1)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Why an administrator's operation did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {

@@ -7,7 +7,7 @@
 /// Who the audit trail names for changes made with the CLI.
 pub const CLI_ACTOR: &str = "cli";
 
-use crate::accounts::admin::{Admin, AdminError, UserPatch};
+use crate::accounts::admin::{is_last_enabled_user, Admin, AdminError, UserPatch};
 use crate::accounts::users::NewAccount;
 use crate::audit::{action, AuditEvent, Outcome};
 use crate::directory::UserStatus;
@@ -42,11 +42,21 @@ pub enum UserAction {
     /// Change a user's role.
     SetRole { username: String, role: String },
     /// Refuse a user's credentials from now on (every replica within a second).
-    Disable { username: String },
+    Disable {
+        username: String,
+        /// Even the last enabled user (which opens the setup page to anyone).
+        #[arg(long)]
+        force: bool,
+    },
     /// Accept a disabled user again.
     Enable { username: String },
     /// Delete a user.
-    Delete { username: String },
+    Delete {
+        username: String,
+        /// Even the last enabled user (which opens the setup page to anyone).
+        #[arg(long)]
+        force: bool,
+    },
     /// Set a user's password from stdin (their sessions and tokens end).
     SetPassword { username: String },
     /// Remove a user's second factor (lost device, no recovery code left);
@@ -215,7 +225,10 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 let done = admin.update(&username, patch).await.map(|(_, e)| e);
                 report(&store, done, format!("{username} now has role {role}")).await
             }
-            UserAction::Disable { username } => {
+            UserAction::Disable { username, force } => {
+                if let Some(refusal) = last_user_refusal(config, &store, &username, force).await {
+                    return refusal;
+                }
                 let done = admin
                     .update(&username, status("disabled"))
                     .await
@@ -229,7 +242,10 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                     .map(|(_, e)| e);
                 report(&store, done, format!("{username} enabled")).await
             }
-            UserAction::Delete { username } => {
+            UserAction::Delete { username, force } => {
+                if let Some(refusal) = last_user_refusal(config, &store, &username, force).await {
+                    return refusal;
+                }
                 let done = admin.delete(&username).await.map(|(_, e)| e);
                 report(&store, done, format!("{username} deleted")).await
             }
@@ -269,6 +285,31 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
             },
         }
     })
+}
+
+/// Refuse to disable or delete the last enabled user unless `force`: with
+/// nobody enabled, the setup page lets anyone create an administrator.
+async fn last_user_refusal(
+    config: &Config,
+    store: &Store,
+    username: &str,
+    force: bool,
+) -> Option<ExitCode> {
+    match is_last_enabled_user(&config.directory, store, username).await {
+        Ok(false) => None,
+        Ok(true) if force => {
+            eprintln!(
+                "gatehouse: warning: no enabled user remains; {}/setup is open to anyone until one is added",
+                config.portal.prefix
+            );
+            None
+        }
+        Ok(true) => Some(fail(format!(
+            "{username} is the last enabled user: without one, {}/setup opens and anyone who reaches it can create an administrator. Add or enable another user first, or pass --force",
+            config.portal.prefix
+        ))),
+        Err(e) => Some(fail(e)),
+    }
 }
 
 /// A change of status only.
