@@ -416,6 +416,43 @@ fn explain_knows_stored_users() {
     assert!(err.contains("no user `ghost`"), "{err}");
 }
 
+#[test]
+fn apikey_create_holds_keys_to_the_users_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    for (name, role) in [("root", "admin"), ("ed", "editor")] {
+        let args = ["user", "add", name, "--role", role, "-c", &cfg];
+        assert_eq!(gatehouse_cmd(&args, None).0, 0);
+    }
+    let create = |perms: &str| {
+        gatehouse_cmd(
+            &[
+                "apikey",
+                "create",
+                "--user",
+                "ed",
+                "--permissions",
+                perms,
+                "-c",
+                &cfg,
+            ],
+            None,
+        )
+    };
+    // The same rule as `api/me/api-keys`: at most what the role grants.
+    let (code, _, err) = create("admin:access");
+    assert_eq!(code, 1, "a key beyond ed's role was made");
+    assert!(err.contains("admin:access"), "{err}");
+    let (code, _, err) = create("posts:read,*");
+    assert_eq!(code, 1);
+    assert!(err.contains('*'), "{err}");
+    let (code, out, err) = create("posts:read");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().starts_with("gh_"), "{out}");
+}
+
 /// A child process killed when dropped (also when the test fails).
 struct Server(std::process::Child);
 
