@@ -248,9 +248,23 @@ fn enrolment_then_sign_in_with_codes_over_the_api() {
     let (status, body) = login(g, "amy", "amy-password", Some(&next));
     assert_eq!(
         (status, body["error"].as_str()),
-        (401, Some("invalid_credentials")),
-        "a replayed code must be refused"
+        (401, Some("code_already_used")),
+        "a replayed code must be refused, and say why: {body}"
     );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("that code was already used"),
+        "{body}"
+    );
+    // With a wrong password the same code says nothing more than a wrong one.
+    let (status, body) = login(g, "amy", "nope", Some(&next));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    assert_eq!(body, wrong_password);
 
     // A recovery code works once; typed loosely, another works too.
     let (status, body) = login(g, "amy", "amy-password", Some(&codes[0]));
