@@ -266,6 +266,22 @@ fn enrolment_then_sign_in_with_codes_over_the_api() {
     );
     assert_eq!(body, wrong_password);
 
+    // `gatehouse user list` shows who has a second factor.
+    let cli = site.cli.display().to_string();
+    let (code, list, err) = gatehouse_cmd(&["user", "list", "-c", &cli], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(list.lines().next().unwrap_or("").contains("2FA"), "{list}");
+    let row = |name: &str| {
+        list.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .split_whitespace()
+            .nth(4)
+            .map(str::to_owned)
+    };
+    assert_eq!(row("amy").as_deref(), Some("on"), "{list}");
+    assert_eq!(row("sam").as_deref(), Some("off"), "{list}");
+
     // A recovery code works once; typed loosely, another works too.
     let (status, body) = login(g, "amy", "amy-password", Some(&codes[0]));
     assert_eq!(status, 200, "{body}");

@@ -10,7 +10,6 @@ pub const CLI_ACTOR: &str = "cli";
 use crate::accounts::admin::{is_last_enabled_user, Admin, AdminError, UserPatch};
 use crate::accounts::users::NewAccount;
 use crate::audit::{action, AuditEvent, Outcome};
-use crate::directory::UserStatus;
 use crate::identity::UserKind;
 use crate::settings::Config;
 use crate::store::{unix_now, Store};
@@ -179,38 +178,35 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
             }
             UserAction::List => match store.list_users().await {
                 Ok(users) => {
-                    println!(
-                        "{:<24} {:<5} {:<9} {:<12} EMAIL",
-                        "USERNAME", "TYPE", "STATUS", "ROLE"
-                    );
-                    for u in users {
-                        let r = u.record;
-                        let status = if r.status == UserStatus::Enabled {
-                            "enabled"
-                        } else {
-                            "disabled"
+                    let stored = users.into_iter().map(|u| (u.record, false));
+                    let declared = config.directory.users.values().map(|u| (u.clone(), true));
+                    let mut rows = Vec::new();
+                    for (r, read_only) in stored.chain(declared) {
+                        // Config-file users' second factors live in the store too.
+                        let two_factor = match store.second_factor(&r.username).await {
+                            Ok(f) => f.is_some_and(|f| f.confirmed),
+                            Err(e) => return fail(e),
                         };
+                        rows.push((r, read_only, two_factor));
+                    }
+                    println!(
+                        "{:<24} {:<5} {:<9} {:<12} {:<4} EMAIL",
+                        "USERNAME", "TYPE", "STATUS", "ROLE", "2FA"
+                    );
+                    for (r, read_only, two_factor) in rows {
                         println!(
-                            "{:<24} {:<5} {:<9} {:<12} {}",
+                            "{:<24} {:<5} {:<9} {:<12} {:<4} {}{}",
                             r.username,
                             r.kind.as_str(),
-                            status,
+                            r.status.as_str(),
                             r.role,
-                            r.email.unwrap_or_default()
-                        );
-                    }
-                    for u in config.directory.users.values() {
-                        println!(
-                            "{:<24} {:<5} {:<9} {:<12} {} (config file, read-only)",
-                            u.username,
-                            u.kind.as_str(),
-                            if u.status == UserStatus::Enabled {
-                                "enabled"
+                            if two_factor { "on" } else { "off" },
+                            r.email.unwrap_or_default(),
+                            if read_only {
+                                " (config file, read-only)"
                             } else {
-                                "disabled"
-                            },
-                            u.role,
-                            u.email.clone().unwrap_or_default()
+                                ""
+                            }
                         );
                     }
                     ExitCode::SUCCESS
