@@ -1,9 +1,12 @@
 //! The gate: request view → reading → credential → identity → decision.
 //!
 //! The one function every mode calls (inline proxying, forward-auth, and the
-//! portal API's "who is asking"; `explain` shares the same reading and
-//! policy), so they can never disagree. A request passes only if every
-//! reading the app could make of it ([`crate::request`]) passes.
+//! portal API's "who is asking"), so they can never disagree; [`explain`]
+//! is its dry run for `gatehouse explain` and `api/explain`, on the same
+//! reading and policy. A request passes only if every reading the app
+//! could make of it ([`crate::request`]) passes.
+
+pub mod explain;
 
 use crate::authn::{Authenticator, AuthnError, CacheOutcome};
 use crate::credentials::{self, Credential, CredentialError, CredentialSource};

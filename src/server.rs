@@ -5,6 +5,7 @@
 //! crosses threads on the request path, while the credential cache (in the
 //! shared [`App`]) is common to all workers.
 
+use crate::accounts::admin::setup_is_open;
 use crate::app::App;
 use crate::audit::AuditLog;
 use crate::config::UpstreamTarget;
@@ -355,6 +356,38 @@ async fn reload(path: &Path, app: &App, store: &Store, why: &str) {
     tracing::info!(trigger = why, "configuration reloaded (roles, rules, users, api_keys, headers, cache; other sections apply at restart)");
 }
 
+/// Whether the setup page is open, so that its opening again (every user
+/// disabled or deleted, here or anywhere) is logged as a warning.
+struct SetupWatch {
+    open: Option<bool>,
+}
+
+impl SetupWatch {
+    async fn new(store: &Store, app: &App) -> Self {
+        let live = app.live();
+        let open = setup_is_open(live.gate.authenticator().directory(), store)
+            .await
+            .ok();
+        SetupWatch { open }
+    }
+
+    /// After a change of users: warn when setup has just opened.
+    async fn check(&mut self, store: &Store, app: &App) {
+        let live = app.live();
+        let directory = live.gate.authenticator().directory();
+        let Ok(open) = setup_is_open(directory, store).await else {
+            return;
+        };
+        if open && self.open == Some(false) {
+            tracing::warn!(
+                setup = %format!("{}/setup", app.prefix),
+                "no enabled user remains: the setup page is open again, and anyone who reaches it can create an administrator; add or enable a user (gatehouse user add / enable)"
+            );
+        }
+        self.open = Some(open);
+    }
+}
+
 /// How often each replica reads the store's change feed.
 const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -363,6 +396,7 @@ const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
     let mut tick = tokio::time::interval(CHANGE_POLL);
     let mut failing = false;
+    let mut setup = SetupWatch::new(&store, &app).await;
     loop {
         tick.tick().await;
         match store.changes_since(last).await {
@@ -371,16 +405,23 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
                     tracing::info!("store change feed is back");
                     failing = false;
                 }
+                let mut users_changed = false;
                 for change in changes {
                     last = change.id;
                     let live = app.live();
                     let authn = live.gate.authenticator();
                     match change.kind.as_str() {
-                        "user" => authn.invalidate_user(&change.subject),
+                        "user" => {
+                            authn.invalidate_user(&change.subject);
+                            users_changed = true;
+                        }
                         "session" | "token" | "apikey" => authn.invalidate_revoked(&change.subject),
                         "ban" => app.regulator().sync().await,
                         _ => {}
                     }
+                }
+                if users_changed {
+                    setup.check(&store, &app).await;
                 }
             }
             Err(e) if !failing => {

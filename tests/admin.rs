@@ -1280,3 +1280,121 @@ fn events_and_sampled_denials_are_structured_log_lines() {
     });
     assert!(off.matching(&[("action", "request.denied")]).is_empty());
 }
+
+/// `api/explain`: 401 for nobody, 403 without `policy:explain`, and for an
+/// API key holding only that permission, what the server answers a request
+/// (compared with the real answer), for stored users too.
+#[test]
+fn explain_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/explain.db", dir.path().display());
+    let s = site(
+        &url,
+        "rules:\n  - path: /public/**\n    policy: public\n  - path: /admin/**\n    permission: \"admin:access\"\n",
+    );
+    let g = &s.g;
+    let path = "/explain?method=GET&url=/admin/x&user=amy";
+    assert_eq!(call(g, Method::GET, path, Caller::Anonymous, None).0, 401);
+    let (status, body) = call(g, Method::GET, path, Caller::Basic("vera"), None);
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("policy:explain"),
+        "{body}"
+    );
+    let (code, key, err) = gatehouse_cmd(
+        &[
+            "apikey",
+            "create",
+            "--user",
+            "root",
+            "--permissions",
+            "policy:explain",
+            "-c",
+            &s.cli,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let explain = |query: &str| {
+        let r = client()
+            .get(g.url(&format!("/_auth/api/explain?{query}")))
+            .header("x-api-key", key.trim())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+
+    // amy is stored, with the role `user`: the server refuses her /admin/x.
+    let (status, body) = explain("method=GET&url=/admin/x&user=amy");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "deny", "{body}");
+    assert_eq!(body["status"], 403, "{body}");
+    assert_eq!(body["reason"], "forbidden", "{body}");
+    assert_eq!(body["rule"], "/admin/**", "{body}");
+    assert_eq!(body["path"], "/admin/x", "{body}");
+    assert_eq!(
+        body["permissions_needed"],
+        json!(["admin:access"]),
+        "{body}"
+    );
+    assert_eq!(body["user"]["username"], "amy", "{body}");
+    assert_eq!(body["user"]["source"], "store", "{body}");
+    assert_eq!(body["user"]["permissions"], json!(["echo:read"]), "{body}");
+    let real = client()
+        .get(g.url("/admin/x"))
+        .basic_auth("amy", Some("amy-password"))
+        .send()
+        .unwrap();
+    assert_eq!(real.status().as_u16(), 403);
+
+    // A dot segment: 400 `invalid_path`, as the server answers it.
+    let (status, body) = explain("url=/public/../admin/x");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["decision"].as_str(), body["status"].as_u64()),
+        (Some("deny"), Some(400)),
+        "{body}"
+    );
+    assert_eq!(body["reason"], "invalid_path", "{body}");
+    assert!(body["rule"].is_null() && body["path"].is_null(), "{body}");
+    let real = raw_request(
+        g.addr(),
+        "GET /public/../admin/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(
+        real.starts_with("HTTP/1.1 400") && real.contains("\"error\":\"invalid_path\""),
+        "{real}"
+    );
+
+    // HEAD is judged as GET too; root (admin, `*`) may; nobody may not.
+    let (_, body) = explain("method=head&url=/admin/x&user=root");
+    assert_eq!(body["method"], "HEAD", "{body}");
+    assert_eq!(body["also_read"], json!(["GET /admin/x"]), "{body}");
+    assert_eq!(
+        (body["decision"].as_str(), body["status"].as_u64()),
+        (Some("allow"), Some(200)),
+        "{body}"
+    );
+    let (_, body) = explain("url=/admin/x");
+    assert_eq!(
+        (body["status"].as_u64(), body["reason"].as_str()),
+        (Some(401), Some("unauthorized")),
+        "{body}"
+    );
+    assert!(body["user"].is_null(), "{body}");
+
+    // Wrong questions are the caller's: no url, no such user, no method.
+    assert_eq!(explain("method=GET").0, 400);
+    let (status, body) = explain("url=/x&user=ghost");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    assert_eq!(explain("method=G%20T&url=/x").0, 400);
+}

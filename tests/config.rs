@@ -389,3 +389,79 @@ fn registration_settings_are_checked_with_their_lines() {
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
 }
+
+/// A child process killed when dropped (also when the test fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_demo_hints_work_from_any_directory_and_its_log_has_no_colour_codes() {
+    use std::io::BufRead;
+    let run_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(run_dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("GATEHOUSE_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let demo = Killed(child);
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text);
+        text
+    });
+    let mut printed = String::new();
+    let mut config = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some((_, path)) = line.split_once("gatehouse user list -c ") {
+            config = Some(path.trim().to_owned());
+            break;
+        }
+    }
+    let config = config.unwrap_or_else(|| panic!("no config path in the hints:\n{printed}"));
+    assert!(
+        std::path::Path::new(&config).is_absolute(),
+        "a relative path only works from one directory: {config}"
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    eventually("the demo answers", || {
+        raw_request(
+            addr,
+            "GET /_auth/healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    // This test runs elsewhere (the crate's directory), and still reaches
+    // the demo's store: its admin is listed and explained.
+    let (code, out, err) = gatehouse(&["user", "list", "-c", &config], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("admin"), "{out}");
+    let (code, out, err) = gatehouse(
+        &[
+            "explain", "-c", &config, "--url", "/admin/x", "--user", "admin",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("decision: allow"), "{out}");
+    drop(demo);
+    let log = log.join().unwrap();
+    assert!(log.contains("gatehouse listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI codes in piped logs:\n{log}");
+}

@@ -659,8 +659,16 @@ fn taken_names_and_disabled_accounts_are_refused() {
             .replace("{metrics_port}", "2"),
     )
     .unwrap();
+    // This CLI config declares no user, so mia looks like the last one.
     let (code, _, err) = gatehouse_cmd(
-        &["user", "disable", "mia", "-c", &cli.display().to_string()],
+        &[
+            "user",
+            "disable",
+            "mia",
+            "--force",
+            "-c",
+            &cli.display().to_string(),
+        ],
         None,
     );
     assert_eq!(code, 0, "{err}");

@@ -521,3 +521,102 @@ fn explain_reads_the_request_as_the_gate_does() {
     let out = explain("GET", "/admin/x", Some("alice"));
     assert!(out.contains("decision: allow"), "{out}");
 }
+
+/// `gatehouse explain` on the server's own config file, with `args` added;
+/// answers its output (the run must succeed).
+fn explain_on(g: &Gatehouse, method: &str, url: &str, args: &[&str]) -> String {
+    let config = g.config_path().display().to_string();
+    let mut all = vec!["explain", "-c", &config, "--method", method, "--url", url];
+    all.extend_from_slice(args);
+    let (code, out, err) = gatehouse_cmd(&all, None);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+/// (server, method, target, user, extra header).
+type Case = (
+    &'static Gatehouse,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+#[test]
+fn explain_answers_what_the_server_answers() {
+    // The server's status and error code are what `explain` says it would
+    // answer.
+    let cases: Vec<Case> = vec![
+        (strict(), "GET", "/public/../admin/x", None, None),
+        (
+            strict(),
+            "GET",
+            "/public/%2e%2E/admin/x",
+            Some("alice"),
+            None,
+        ),
+        (strict(), "GET", "/admin/x", None, None),
+        (strict(), "GET", "/admin/x", Some("bob"), None),
+        (strict(), "GET", "/admin/x", Some("alice"), None),
+        (strict(), "HEAD", "/reports/q3", Some("bob"), None),
+        (strict(), "HEAD", "/reports/q3", Some("alice"), None),
+        (strict(), "GET", "/admin;x/y", Some("bob"), None),
+        (strict(), "GET", "/public/a", None, None),
+        (strict(), "POST", "/", None, None),
+        (
+            judging(),
+            "POST",
+            "/items/1",
+            Some("bob"),
+            Some("X-HTTP-Method-Override: DELETE"),
+        ),
+        (
+            judging(),
+            "POST",
+            "/items/1",
+            Some("alice"),
+            Some("X-HTTP-Method-Override: DELETE"),
+        ),
+    ];
+    for (g, method, target, user, header) in cases {
+        let mut headers = match user {
+            Some("bob") => bob(),
+            Some(_) => alice(),
+            None => String::new(),
+        };
+        let mut args = Vec::new();
+        if let Some(u) = user {
+            args.extend(["--user", u]);
+        }
+        if let Some(h) = header {
+            headers.push_str(&format!("{h}\r\n"));
+            args.extend(["--header", h]);
+        }
+        let o = send(g, method, target, &headers);
+        let out = explain_on(g, method, target, &args);
+        let answer = out
+            .lines()
+            .find_map(|l| l.strip_prefix("answer:"))
+            .unwrap_or_else(|| panic!("no answer line: {out}"))
+            .trim();
+        let (status, reason) = answer.split_once(' ').unwrap_or((answer, ""));
+        assert_eq!(
+            status,
+            o.status.to_string(),
+            "{method} {target} as {user:?}: explain said\n{out}\nthe server\n{}",
+            o.response
+        );
+        // (A HEAD answer has no body to name the code.)
+        if o.status >= 400 && method != "HEAD" {
+            assert!(
+                o.response.contains(&format!("\"error\":\"{reason}\"")),
+                "{method} {target}: explain said {reason}, the server\n{}",
+                o.response
+            );
+        }
+    }
+    // HEAD is judged as GET too, and says so.
+    let out = explain_on(strict(), "HEAD", "/reports/q3", &["--user", "bob"]);
+    assert!(out.contains("also read as: GET /reports/q3"), "{out}");
+    assert!(out.contains("answer:   403 forbidden"), "{out}");
+}

@@ -248,9 +248,39 @@ fn enrolment_then_sign_in_with_codes_over_the_api() {
     let (status, body) = login(g, "amy", "amy-password", Some(&next));
     assert_eq!(
         (status, body["error"].as_str()),
-        (401, Some("invalid_credentials")),
-        "a replayed code must be refused"
+        (401, Some("code_already_used")),
+        "a replayed code must be refused, and say why: {body}"
     );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("that code was already used"),
+        "{body}"
+    );
+    // With a wrong password the same code says nothing more than a wrong one.
+    let (status, body) = login(g, "amy", "nope", Some(&next));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    assert_eq!(body, wrong_password);
+
+    // `gatehouse user list` shows who has a second factor.
+    let cli = site.cli.display().to_string();
+    let (code, list, err) = gatehouse_cmd(&["user", "list", "-c", &cli], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(list.lines().next().unwrap_or("").contains("2FA"), "{list}");
+    let row = |name: &str| {
+        list.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .split_whitespace()
+            .nth(4)
+            .map(str::to_owned)
+    };
+    assert_eq!(row("amy").as_deref(), Some("on"), "{list}");
+    assert_eq!(row("sam").as_deref(), Some("off"), "{list}");
 
     // A recovery code works once; typed loosely, another works too.
     let (status, body) = login(g, "amy", "amy-password", Some(&codes[0]));

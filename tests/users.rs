@@ -255,8 +255,9 @@ fn two_replicas_on_postgres_agree_within_a_poll() {
     let b = Gatehouse::start(&yaml);
     assert_eq!(status(&a, "/x", "pat", "pat-password"), 200);
     assert_eq!(status(&b, "/x", "pat", "pat-password"), 200);
+    // pat is the only user: disabling her opens setup, hence `--force`.
     assert_eq!(
-        gatehouse_cmd(&["user", "disable", "pat", "-c", &cfg], None).0,
+        gatehouse_cmd(&["user", "disable", "pat", "--force", "-c", &cfg], None).0,
         0
     );
     let ta = eventually("replica a refuses", || {
@@ -359,5 +360,179 @@ fn an_unreachable_store_fails_closed_with_503() {
             .unwrap()
             .status(),
         200
+    );
+}
+
+#[test]
+fn explain_knows_stored_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    for (name, role) in [("root", "admin"), ("ed", "editor")] {
+        let args = [
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "-c",
+            &cfg,
+        ];
+        assert_eq!(gatehouse_cmd(&args, Some("a-long-password")).0, 0);
+    }
+    let explain = |user: &str| {
+        gatehouse_cmd(
+            &[
+                "explain", "-c", &cfg, "--method", "POST", "--url", "/posts/1", "--user", user,
+            ],
+            None,
+        )
+    };
+    // ed lives in the store only; his role's permissions come from the config.
+    let (code, out, err) = explain("ed");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("identity: ed (role editor; permissions posts:*; stored)")
+            && out.contains("decision: allow")
+            && out.contains("answer:   200"),
+        "{out}"
+    );
+    gatehouse_cmd(&["user", "set-role", "ed", "user", "-c", &cfg], None);
+    let (_, out, _) = explain("ed");
+    assert!(
+        out.contains("forbidden (403)") && out.contains("posts:write"),
+        "{out}"
+    );
+    gatehouse_cmd(&["user", "disable", "ed", "-c", &cfg], None);
+    let (_, out, _) = explain("ed");
+    assert!(
+        out.contains("disabled") && out.contains("answer:   401 account_disabled"),
+        "{out}"
+    );
+    let (code, _, err) = explain("ghost");
+    assert_eq!(code, 2);
+    assert!(err.contains("no user `ghost`"), "{err}");
+}
+
+#[test]
+fn apikey_create_holds_keys_to_the_users_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    for (name, role) in [("root", "admin"), ("ed", "editor")] {
+        let args = ["user", "add", name, "--role", role, "-c", &cfg];
+        assert_eq!(gatehouse_cmd(&args, None).0, 0);
+    }
+    let create = |perms: &str| {
+        gatehouse_cmd(
+            &[
+                "apikey",
+                "create",
+                "--user",
+                "ed",
+                "--permissions",
+                perms,
+                "-c",
+                &cfg,
+            ],
+            None,
+        )
+    };
+    // The same rule as `api/me/api-keys`: at most what the role grants.
+    let (code, _, err) = create("admin:access");
+    assert_eq!(code, 1, "a key beyond ed's role was made");
+    assert!(err.contains("admin:access"), "{err}");
+    let (code, _, err) = create("posts:read,*");
+    assert_eq!(code, 1);
+    assert!(err.contains('*'), "{err}");
+    let (code, out, err) = create("posts:read");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().starts_with("gh_"), "{out}");
+}
+
+/// A child process killed when dropped (also when the test fails).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawn `gatehouse serve -c config` with stderr going to a file (not a
+/// terminal); answers the child, the file and the port.
+fn serve_logging_to_file(dir: &tempfile::TempDir, yaml: &str) -> (Server, std::path::PathBuf, u16) {
+    let port = free_port();
+    let path = dir.path().join("serve.yaml");
+    std::fs::write(&path, yaml.replace("{port}", &port.to_string())).unwrap();
+    let log = dir.path().join("serve.log");
+    let child = std::process::Command::new(BIN)
+        .args(["serve", "-c", &path.display().to_string()])
+        .env("RUST_LOG", "info")
+        .env_remove("GATEHOUSE_LOG_FORMAT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let child = Server(child);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    eventually("the server answers", || {
+        raw_request(
+            addr,
+            "GET /_auth/healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    (child, log, port)
+}
+
+#[test]
+fn the_last_enabled_user_is_kept_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/users.db", dir.path().display());
+    let yaml = config(&dir, &url, "");
+    let cfg = cli_config(&dir);
+    // No administrator at all: the last-administrator rule does not apply.
+    for name in ["pat", "sam"] {
+        let args = ["user", "add", name, "--role", "editor", "-c", &cfg];
+        assert_eq!(gatehouse_cmd(&args, None).0, 0);
+    }
+    let (server, log, port) = serve_logging_to_file(&dir, &yaml);
+    let setup = format!("http://127.0.0.1:{port}/_auth/setup");
+    assert_eq!(client().get(&setup).send().unwrap().status(), 403);
+
+    assert_eq!(
+        gatehouse_cmd(&["user", "delete", "sam", "-c", &cfg], None).0,
+        0
+    );
+    for action in ["disable", "delete"] {
+        let (code, _, err) = gatehouse_cmd(&["user", action, "pat", "-c", &cfg], None);
+        assert_eq!(code, 1, "{action} of the last enabled user went through");
+        assert!(
+            err.contains("last enabled user")
+                && err.contains("/_auth/setup")
+                && err.contains("--force"),
+            "{err}"
+        );
+    }
+    assert_eq!(client().get(&setup).send().unwrap().status(), 403);
+    let (code, _, err) = gatehouse_cmd(&["user", "disable", "pat", "--force", "-c", &cfg], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning"), "{err}");
+    eventually("the server warns that setup is open again", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("setup page is open again"))
+    });
+    assert_eq!(client().get(&setup).send().unwrap().status(), 200);
+    drop(server);
+    // Written to a file, the log carries no colour codes.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("gatehouse listening"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI codes in a log file:\n{text}"
     );
 }

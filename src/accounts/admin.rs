@@ -32,6 +32,8 @@ pub enum AdminNeed {
     ManageUsers,
     /// Read the audit trail: `audit:get`.
     ReadAudit,
+    /// Ask how the policy answers a request (`api/explain`): `policy:explain`.
+    ExplainPolicy,
 }
 
 impl AdminNeed {
@@ -41,6 +43,7 @@ impl AdminNeed {
             AdminNeed::ReadUsers => ("users", "get"),
             AdminNeed::ManageUsers => ("users", "manage"),
             AdminNeed::ReadAudit => ("audit", "get"),
+            AdminNeed::ExplainPolicy => ("policy", "explain"),
         };
         Permission::Exact {
             resource: resource.to_owned(),
@@ -87,6 +90,42 @@ pub fn admin_guard(directory: &Directory) -> AdminGuard {
         AdminGuard::default()
     } else {
         AdminGuard { roles }
+    }
+}
+
+/// Is the setup page open, letting anyone who reaches it create an
+/// administrator? Only while nobody enabled exists, in the config file or
+/// in the store.
+pub async fn setup_is_open(directory: &Directory, store: &Store) -> Result<bool, StoreError> {
+    if directory
+        .users
+        .values()
+        .any(|u| u.status == UserStatus::Enabled)
+    {
+        return Ok(false);
+    }
+    Ok(store.count_enabled_users().await? == 0)
+}
+
+/// Would disabling or deleting `username` leave nobody enabled, and so
+/// open the setup page to anyone?
+pub async fn is_last_enabled_user(
+    directory: &Directory,
+    store: &Store,
+    username: &str,
+) -> Result<bool, StoreError> {
+    if directory
+        .users
+        .values()
+        .any(|u| u.status == UserStatus::Enabled)
+    {
+        return Ok(false);
+    }
+    match store.user(username).await? {
+        Some(u) if u.record.status == UserStatus::Enabled => {
+            Ok(store.count_enabled_users().await? == 1)
+        }
+        _ => Ok(false),
     }
 }
 
@@ -704,6 +743,12 @@ mod tests {
             (&["*"], ReadUsers, true),
             (&["*"], ManageUsers, true),
             (&["*"], ReadAudit, true),
+            (&[], ExplainPolicy, false),
+            (&["users:*", "audit:get"], ExplainPolicy, false),
+            (&["policy:explain"], ExplainPolicy, true),
+            (&["policy:explain"], ReadUsers, false),
+            (&["policy:*"], ExplainPolicy, true),
+            (&["*"], ExplainPolicy, true),
         ];
         for (perms, need, allowed) in cases {
             let got = authorize(&caller(perms, session), *need);

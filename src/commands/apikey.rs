@@ -60,14 +60,18 @@ pub fn run(config: &Config, action: ApikeyAction) -> ExitCode {
                 permissions,
                 expires_in,
             } => {
-                let exists = match config.directory.user(&user) {
-                    Some(_) => true,
-                    None => matches!(store.user(&user).await, Ok(Some(_))),
+                let role = match config.directory.user(&user) {
+                    Some(u) => u.role.clone(),
+                    None => match store.user(&user).await {
+                        Ok(Some(u)) => u.record.role,
+                        Ok(None) => return fail(format!("no such user `{user}`")),
+                        Err(e) => return fail(e),
+                    },
                 };
-                if !exists {
-                    return fail(format!("no such user `{user}`"));
-                }
-                if let Err(e) = check_api_key(&name, permissions.as_deref(), None) {
+                // The rule of `api/me/api-keys`: a key holds at most what its
+                // user's role grants.
+                let held = config.directory.roles.permissions(&role);
+                if let Err(e) = check_api_key(&name, permissions.as_deref(), Some(&held)) {
                     return fail(e);
                 }
                 let expires_at = match expires_in.as_deref().map(crate::config::parse_duration) {
@@ -79,7 +83,7 @@ pub fn run(config: &Config, action: ApikeyAction) -> ExitCode {
                     name: &name,
                     owner: &user,
                     permissions: permissions.as_deref(),
-                    within: None,
+                    within: Some(&held),
                     expires_at,
                 };
                 match create_api_key(&store, new).await {

@@ -1,6 +1,8 @@
 //! `gatehouse demo`: the embedded default (`config/demo.yaml`: SQLite under
 //! `./data`, the echo app) with an admin created, and its password printed,
-//! on first start, plus an API key generated for this run.
+//! on first start, plus an API key generated for this run. A copy of the
+//! configuration with absolute paths (`data/demo.yaml`) is what the printed
+//! hints name, so the CLI reaches the demo's store from any directory.
 
 use super::user::random_password;
 use crate::accounts::users::NewAccount;
@@ -61,10 +63,47 @@ fn two_factor_key_file() -> Result<std::path::PathBuf, String> {
     Ok(path)
 }
 
+/// `text` as a double-quoted YAML scalar.
+fn yaml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The demo's configuration with absolute paths (store, two-factor key),
+/// written to `data/demo.yaml` for the CLI; answers the text and where it is.
+fn config_copy(key_file: &std::path::Path) -> Result<(String, std::path::PathBuf), String> {
+    let data = std::env::current_dir()
+        .map_err(|e| format!("cannot tell the current directory: {e}"))?
+        .join("data");
+    let store = format!("sqlite://{}", data.join("gatehouse.db").display());
+    let relative = "url: \"sqlite://data/gatehouse.db\"";
+    if !DEMO_YAML.contains(relative) {
+        return Err("the embedded demo configuration names no store".into());
+    }
+    let key_file = data.join(key_file.file_name().unwrap_or_default());
+    let yaml = format!(
+        "{}two_factor:\n  encryption_key_file: {}\n",
+        DEMO_YAML.replace(relative, &format!("url: {}", yaml_string(&store))),
+        yaml_string(&key_file.display().to_string())
+    );
+    let path = data.join("demo.yaml");
+    std::fs::write(&path, &yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((yaml, path))
+}
+
 pub fn run(listen: &str) -> ExitCode {
     super::init_logging();
-    let key_file = match two_factor_key_file() {
-        Ok(p) => p,
+    let copy = two_factor_key_file().and_then(|key_file| config_copy(&key_file));
+    let (base, config_path) = match copy {
+        Ok(found) => found,
         Err(e) => {
             eprintln!("gatehouse: {e}");
             return ExitCode::from(1);
@@ -74,11 +113,10 @@ pub fn run(listen: &str) -> ExitCode {
     let port = listen.rsplit(':').next().unwrap_or("8080");
     let url = format!("http://127.0.0.1:{port}");
     let yaml = format!(
-        "{DEMO_YAML}api_keys:\n  - name: demo-key\n    hash: \"{}\"\n    permissions: [\"echo:read\"]\n\
-         two_factor:\n  encryption_key_file: \"{}\"\n",
+        "{base}api_keys:\n  - name: demo-key\n    hash: \"{}\"\n    permissions: [\"echo:read\"]\n",
         api_key_hash(&key),
-        key_file.display()
     );
+    let cli = config_path.display();
     let env = [
         ("GATEHOUSE__SERVER__LISTEN".to_owned(), listen.to_owned()),
         ("GATEHOUSE__PUBLIC_URL".to_owned(), url.clone()),
@@ -113,11 +151,12 @@ pub fn run(listen: &str) -> ExitCode {
         }
         None => {
             println!("  admin login:  admin / the password printed at the first start");
-            println!("                (new one: echo -n NEW | gatehouse user set-password admin -c config/demo.yaml)");
+            println!("                (new one: echo -n NEW | gatehouse user set-password admin -c {cli})");
             "PASSWORD"
         }
     };
     println!("  API key:      {key}   (this run only; permission echo:read)");
+    println!("  administer:   gatehouse user list -c {cli}");
     println!();
     println!("  curl -i {url}/hello                        # 401: who are you?");
     println!("  curl -u 'admin:{shown}' {url}/hello     # 200: the app sees Remote-User: admin");

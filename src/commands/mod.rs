@@ -87,17 +87,21 @@ pub enum Command {
         #[command(subcommand)]
         action: SigningKeyAction,
     },
-    /// Policy dry-run: which rule matches a request, and the decision.
+    /// Policy dry-run: how a request is read, which rules match, and what the server answers.
     Explain {
         #[arg(short, long, env = "GATEHOUSE_CONFIG")]
         config: PathBuf,
         #[arg(long, default_value = "GET")]
         method: String,
+        /// A path (`/a?b`, sent to `public_url`'s host) or an http(s) URL.
         #[arg(long)]
         url: String,
-        /// Decide as this configured user (default: anonymous).
+        /// Decide as this user, of the config file or the store (default: anonymous).
         #[arg(long)]
         user: Option<String>,
+        /// A request header (`'X-HTTP-Method-Override: DELETE'`); repeatable.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
     },
 }
 
@@ -108,12 +112,15 @@ pub enum SigningKeyAction {
 }
 
 /// Structured logs on stderr; `RUST_LOG` adjusts, `GATEHOUSE_LOG_FORMAT=json` for JSON lines.
+/// Coloured only when stderr is a terminal (never in a file, a pipe or journald).
 pub fn init_logging() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = if std::env::var("GATEHOUSE_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
@@ -261,8 +268,9 @@ pub fn run(cli: Cli) -> ExitCode {
             method,
             url,
             user,
+            headers,
         } => match load(&config) {
-            Ok(c) => explain::run(&c, &method, &url, user.as_deref()),
+            Ok(c) => explain::run(&c, &method, &url, user.as_deref(), &headers),
             Err(code) => code,
         },
     }

@@ -7,10 +7,9 @@
 /// Who the audit trail names for changes made with the CLI.
 pub const CLI_ACTOR: &str = "cli";
 
-use crate::accounts::admin::{Admin, AdminError, UserPatch};
+use crate::accounts::admin::{is_last_enabled_user, Admin, AdminError, UserPatch};
 use crate::accounts::users::NewAccount;
 use crate::audit::{action, AuditEvent, Outcome};
-use crate::directory::UserStatus;
 use crate::identity::UserKind;
 use crate::settings::Config;
 use crate::store::{unix_now, Store};
@@ -42,11 +41,21 @@ pub enum UserAction {
     /// Change a user's role.
     SetRole { username: String, role: String },
     /// Refuse a user's credentials from now on (every replica within a second).
-    Disable { username: String },
+    Disable {
+        username: String,
+        /// Even the last enabled user (which opens the setup page to anyone).
+        #[arg(long)]
+        force: bool,
+    },
     /// Accept a disabled user again.
     Enable { username: String },
     /// Delete a user.
-    Delete { username: String },
+    Delete {
+        username: String,
+        /// Even the last enabled user (which opens the setup page to anyone).
+        #[arg(long)]
+        force: bool,
+    },
     /// Set a user's password from stdin (their sessions and tokens end).
     SetPassword { username: String },
     /// Remove a user's second factor (lost device, no recovery code left);
@@ -169,38 +178,35 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
             }
             UserAction::List => match store.list_users().await {
                 Ok(users) => {
-                    println!(
-                        "{:<24} {:<5} {:<9} {:<12} EMAIL",
-                        "USERNAME", "TYPE", "STATUS", "ROLE"
-                    );
-                    for u in users {
-                        let r = u.record;
-                        let status = if r.status == UserStatus::Enabled {
-                            "enabled"
-                        } else {
-                            "disabled"
+                    let stored = users.into_iter().map(|u| (u.record, false));
+                    let declared = config.directory.users.values().map(|u| (u.clone(), true));
+                    let mut rows = Vec::new();
+                    for (r, read_only) in stored.chain(declared) {
+                        // Config-file users' second factors live in the store too.
+                        let two_factor = match store.second_factor(&r.username).await {
+                            Ok(f) => f.is_some_and(|f| f.confirmed),
+                            Err(e) => return fail(e),
                         };
+                        rows.push((r, read_only, two_factor));
+                    }
+                    println!(
+                        "{:<24} {:<5} {:<9} {:<12} {:<4} EMAIL",
+                        "USERNAME", "TYPE", "STATUS", "ROLE", "2FA"
+                    );
+                    for (r, read_only, two_factor) in rows {
                         println!(
-                            "{:<24} {:<5} {:<9} {:<12} {}",
+                            "{:<24} {:<5} {:<9} {:<12} {:<4} {}{}",
                             r.username,
                             r.kind.as_str(),
-                            status,
+                            r.status.as_str(),
                             r.role,
-                            r.email.unwrap_or_default()
-                        );
-                    }
-                    for u in config.directory.users.values() {
-                        println!(
-                            "{:<24} {:<5} {:<9} {:<12} {} (config file, read-only)",
-                            u.username,
-                            u.kind.as_str(),
-                            if u.status == UserStatus::Enabled {
-                                "enabled"
+                            if two_factor { "on" } else { "off" },
+                            r.email.unwrap_or_default(),
+                            if read_only {
+                                " (config file, read-only)"
                             } else {
-                                "disabled"
-                            },
-                            u.role,
-                            u.email.clone().unwrap_or_default()
+                                ""
+                            }
                         );
                     }
                     ExitCode::SUCCESS
@@ -215,7 +221,10 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                 let done = admin.update(&username, patch).await.map(|(_, e)| e);
                 report(&store, done, format!("{username} now has role {role}")).await
             }
-            UserAction::Disable { username } => {
+            UserAction::Disable { username, force } => {
+                if let Some(refusal) = last_user_refusal(config, &store, &username, force).await {
+                    return refusal;
+                }
                 let done = admin
                     .update(&username, status("disabled"))
                     .await
@@ -229,7 +238,10 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
                     .map(|(_, e)| e);
                 report(&store, done, format!("{username} enabled")).await
             }
-            UserAction::Delete { username } => {
+            UserAction::Delete { username, force } => {
+                if let Some(refusal) = last_user_refusal(config, &store, &username, force).await {
+                    return refusal;
+                }
                 let done = admin.delete(&username).await.map(|(_, e)| e);
                 report(&store, done, format!("{username} deleted")).await
             }
@@ -269,6 +281,31 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
             },
         }
     })
+}
+
+/// Refuse to disable or delete the last enabled user unless `force`: with
+/// nobody enabled, the setup page lets anyone create an administrator.
+async fn last_user_refusal(
+    config: &Config,
+    store: &Store,
+    username: &str,
+    force: bool,
+) -> Option<ExitCode> {
+    match is_last_enabled_user(&config.directory, store, username).await {
+        Ok(false) => None,
+        Ok(true) if force => {
+            eprintln!(
+                "gatehouse: warning: no enabled user remains; {}/setup is open to anyone until one is added",
+                config.portal.prefix
+            );
+            None
+        }
+        Ok(true) => Some(fail(format!(
+            "{username} is the last enabled user: without one, {}/setup opens and anyone who reaches it can create an administrator. Add or enable another user first, or pass --force",
+            config.portal.prefix
+        ))),
+        Err(e) => Some(fail(e)),
+    }
 }
 
 /// A change of status only.

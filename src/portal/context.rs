@@ -180,6 +180,8 @@ pub(in crate::portal) struct ReadsUsers;
 pub(in crate::portal) struct ManagesUsers;
 /// Reads the audit trail (`audit:get`).
 pub(in crate::portal) struct ReadsAudit;
+/// Asks how the policy answers a request (`policy:explain`).
+pub(in crate::portal) struct ExplainsPolicy;
 
 impl AdminEndpoint for ReadsUsers {
     const NEED: AdminNeed = AdminNeed::ReadUsers;
@@ -189,6 +191,9 @@ impl AdminEndpoint for ManagesUsers {
 }
 impl AdminEndpoint for ReadsAudit {
     const NEED: AdminNeed = AdminNeed::ReadAudit;
+}
+impl AdminEndpoint for ExplainsPolicy {
+    const NEED: AdminNeed = AdminNeed::ExplainPolicy;
 }
 
 /// Extractor: a caller holding what `E` needs ([`authorize`]); 401 for

@@ -91,6 +91,10 @@ pub(in crate::portal) fn two_factor_problem(e: &TwoFactorError) -> (StatusCode, 
             StatusCode::BAD_REQUEST,
             "That code is not valid. Enter the code your app shows now.",
         ),
+        TwoFactorError::CodeAlreadyUsed => (
+            StatusCode::BAD_REQUEST,
+            "That code was already used. Wait for the next code from your app.",
+        ),
         TwoFactorError::AlreadyEnabled => (
             StatusCode::CONFLICT,
             "Two-factor authentication is already on.",

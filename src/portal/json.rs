@@ -99,6 +99,12 @@ impl SignInFailure {
                 "invalid_credentials",
                 "the user name or password is wrong",
             ),
+            SignInFailure::CodeAlreadyUsed => error(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "code_already_used",
+                "that code was already used; wait for the next one from the authenticator app",
+            ),
             SignInFailure::Disabled => error(
                 s,
                 StatusCode::UNAUTHORIZED,
@@ -122,6 +128,7 @@ pub(in crate::portal) fn two_factor_refused(s: &PortalState, e: &TwoFactorError)
         TwoFactorError::NotEnrolling => (StatusCode::CONFLICT, "two_factor_not_started"),
         TwoFactorError::NotEnabled => (StatusCode::CONFLICT, "two_factor_not_enabled"),
         TwoFactorError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_code"),
+        TwoFactorError::CodeAlreadyUsed => (StatusCode::BAD_REQUEST, "code_already_used"),
         TwoFactorError::Undecryptable => {
             (StatusCode::SERVICE_UNAVAILABLE, "two_factor_unavailable")
         }

@@ -268,6 +268,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
         )
         .route("/api/roles", get(api::users::roles))
         .route("/api/audit", get(api::audit::list))
+        .route("/api/explain", get(api::explain::explain))
         .route("/api/openapi.json", get(api::openapi::document))
         .route("/.well-known/jwks.json", get(api::auth::jwks));
     Router::new()

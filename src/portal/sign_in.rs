@@ -17,6 +17,10 @@ use crate::session::{self, Origin};
 pub(in crate::portal) enum SignInFailure {
     /// Wrong name, password or code (never says which).
     Invalid,
+    /// The right password, and a right code whose time step was used
+    /// already: said apart from `Invalid` only once the password is known
+    /// right, so a wrong password still looks like a wrong code.
+    CodeAlreadyUsed,
     Disabled,
     Banned(crate::regulation::Banned),
     Unavailable,
@@ -75,6 +79,10 @@ async fn regulated<T>(
         Err(TwoFactorError::InvalidCode) => {
             regulator.failed(username, ip).await;
             Err(SignInFailure::Invalid)
+        }
+        Err(TwoFactorError::CodeAlreadyUsed) => {
+            regulator.failed(username, ip).await;
+            Err(SignInFailure::CodeAlreadyUsed)
         }
         Err(e) => {
             tracing::error!(error = %e, user = %username, "second factor cannot be checked");
@@ -173,6 +181,7 @@ impl SignInFailure {
     pub(in crate::portal) fn reason(&self) -> &'static str {
         match self {
             SignInFailure::Invalid => "invalid_credentials",
+            SignInFailure::CodeAlreadyUsed => "code_already_used",
             SignInFailure::Disabled => "account_disabled",
             SignInFailure::Banned(_) => "banned",
             SignInFailure::Unavailable => "unavailable",

@@ -60,6 +60,10 @@ pub enum TwoFactorError {
     NotEnabled,
     #[error("the code is not valid")]
     InvalidCode,
+    /// The authenticator's code was right, but its time step was used
+    /// already (a replay, or the same code typed twice).
+    #[error("that code was already used; wait for the next one")]
+    CodeAlreadyUsed,
     #[error("the stored secret cannot be decrypted (was `two_factor.encryption_key` changed?)")]
     Undecryptable,
     #[error("the store is unavailable")]
@@ -245,8 +249,9 @@ impl TwoFactor {
     }
 
     /// Check a code from the authenticator, or a recovery code, and use it
-    /// up. Anything that does not verify is `InvalidCode`, whatever the
-    /// reason (wrong, replayed, spent, no second factor at all).
+    /// up. A right authenticator code whose time step was used already is
+    /// `CodeAlreadyUsed`; anything else that does not verify is
+    /// `InvalidCode`, whatever the reason (wrong, spent, no second factor).
     pub async fn verify(&self, username: &str, code: &str) -> Result<(), TwoFactorError> {
         let (store, cipher) = self.parts()?;
         let code = code.trim();
@@ -261,7 +266,7 @@ impl TwoFactor {
                 matching_step(&totp, code, unix_secs()).ok_or(TwoFactorError::InvalidCode)?;
             return match store.use_time_step(username, step as i64).await? {
                 true => Ok(()),
-                false => Err(TwoFactorError::InvalidCode),
+                false => Err(TwoFactorError::CodeAlreadyUsed),
             };
         }
         let normalized = normalize_recovery_code(code);

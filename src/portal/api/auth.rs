@@ -117,8 +117,9 @@ async fn stored_id(s: &PortalState, username: &str) -> Option<i64> {
     security(()),
     responses((status = 200, description = "signed in", body = TokenOut),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`, `account_disabled`, \
-            `two_factor_required` (send `two_factor_code`), `invalid_code`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials` (also for a wrong code), \
+            `account_disabled`, `two_factor_required` (send `two_factor_code`), \
+            `code_already_used` (the right password and a code already used)", body = ErrorBody),
         (status = 403, description = "`two_factor_enrolment_required`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`", body = ErrorBody)))]

@@ -6,6 +6,7 @@ pub(super) mod accounts;
 pub(super) mod api_keys;
 pub(super) mod audit;
 pub(super) mod auth;
+pub(super) mod explain;
 pub(super) mod openapi;
 pub(super) mod password;
 pub(super) mod sessions;

@@ -7,7 +7,7 @@
 
 use crate::app::Live;
 use crate::portal::api::{
-    accounts, api_keys, audit, auth, password, sessions, sso, two_factor, users,
+    accounts, api_keys, audit, auth, explain, password, sessions, sso, two_factor, users,
 };
 use crate::portal::json::no_store;
 use crate::portal::PortalState;
@@ -71,6 +71,7 @@ const SESSION_COOKIE: &str = "session_cookie";
         users::revoke_user_api_key,
         users::roles,
         audit::list,
+        explain::explain,
         document,
     ),
     modifiers(&SecuritySchemes),
@@ -79,7 +80,7 @@ const SESSION_COOKIE: &str = "session_cookie";
         (name = "auth", description = "Signing in and out, tokens, single sign-on"),
         (name = "account", description = "The caller's own account"),
         (name = "registration", description = "Registration, activation, password reset"),
-        (name = "admin", description = "Administration: users, invitations, roles, audit"),
+        (name = "admin", description = "Administration: users, invitations, roles, audit, explain"),
         (name = "meta", description = "This document"),
     )
 )]

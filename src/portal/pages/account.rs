@@ -482,7 +482,9 @@ pub(in crate::portal) async fn change_password_submit(
             (StatusCode::BAD_REQUEST, "Enter your current password.")
         }
         Err(PasswordChangeFailure::Weak(_)) => (StatusCode::BAD_REQUEST, weak.as_str()),
-        Err(PasswordChangeFailure::SignIn(SignInFailure::Invalid)) => (
+        Err(PasswordChangeFailure::SignIn(
+            SignInFailure::Invalid | SignInFailure::CodeAlreadyUsed,
+        )) => (
             StatusCode::UNAUTHORIZED,
             "Your current password is not right.",
         ),

@@ -137,7 +137,9 @@ pub(in crate::portal) async fn login_submit(
     let user = match signed {
         Ok(u) if u.kind == UserKind::User => u,
         // Machine accounts use Basic or API keys, never the page.
-        Ok(_) | Err(SignInFailure::Invalid | SignInFailure::Disabled) => {
+        // (A used code cannot come from this password-only step.)
+        Ok(_)
+        | Err(SignInFailure::Invalid | SignInFailure::Disabled | SignInFailure::CodeAlreadyUsed) => {
             return again(StatusCode::UNAUTHORIZED, BAD_LOGIN);
         }
         Err(SignInFailure::Banned(b)) => {

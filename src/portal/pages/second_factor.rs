@@ -274,6 +274,11 @@ async fn refused(
     let (status, message, ban) = match failure {
         SignInFailure::Banned(b) => (StatusCode::TOO_MANY_REQUESTS, ban_notice(b), Some(b)),
         SignInFailure::Unavailable => return unavailable(s),
+        SignInFailure::CodeAlreadyUsed => (
+            StatusCode::UNAUTHORIZED,
+            "That code was already used. Wait for the next code from your app.".to_owned(),
+            None,
+        ),
         _ => (
             StatusCode::UNAUTHORIZED,
             "That code is not valid. Enter the current code from your app, or a recovery code."

@@ -1,11 +1,13 @@
 //! The setup page: creates the first administrator, and only while no
-//! enabled user exists (in the store or the config file). Afterwards it is
-//! closed for good; more users come from the CLI or the admin API.
+//! enabled user exists (in the store or the config file); more users come
+//! from the CLI or the admin API. Should every user be disabled or deleted
+//! it opens again: `gatehouse user` refuses that unless `--force`, and the
+//! server logs a warning when it happens.
 
+use crate::accounts::admin::setup_is_open;
 use crate::accounts::users::{check_password, AccountError, NewAccount, PasswordPolicy};
 use crate::app::Live;
 use crate::audit::{action, AuditEvent, Outcome};
-use crate::directory::UserStatus;
 use crate::portal::csrf::{csrf_ok, csrf_token};
 use crate::portal::html::{csrf_refused, page, see_other};
 use crate::portal::sign_in::{start_session, Channel};
@@ -34,16 +36,8 @@ pub(in crate::portal) struct SetupForm {
 
 /// Is the setup page open? Only when nobody enabled exists anywhere.
 pub(in crate::portal) async fn is_open(s: &PortalState, live: &Live) -> Result<bool, StoreError> {
-    let directory = live.gate.authenticator().directory();
-    if directory
-        .users
-        .values()
-        .any(|u| u.status == UserStatus::Enabled)
-    {
-        return Ok(false);
-    }
     match &s.store {
-        Some(store) => Ok(store.count_enabled_users().await? == 0),
+        Some(store) => setup_is_open(live.gate.authenticator().directory(), store).await,
         None => Ok(false),
     }
 }
