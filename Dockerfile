@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Gatehouse container image: built in the official Rust image, run on
 # distroless (no shell, no package manager) as the non-root user 65532.
 #   docker build -t gatehouse .
