@@ -1,9 +1,10 @@
 //! Assembling and running the Pingora server from a validated config.
 //!
-//! One single-threaded proxy service per worker, each with its own
-//! `SO_REUSEPORT` listener and so its own upstream connection pool: nothing
-//! crosses threads on the request path, while the credential cache (in the
-//! shared [`App`]) is common to all workers.
+//! One proxy service with `server.threads` threads and no work stealing: a
+//! connection stays on the thread it was given, while the listener, the
+//! upstream connection pool and the credential cache (in the shared [`App`])
+//! are common to all of them. SIGTERM is Pingora's graceful shutdown with
+//! `server.grace_period` (see `tests/shutdown.rs`).
 
 use crate::accounts::admin::setup_is_open;
 use crate::app::App;
@@ -17,7 +18,6 @@ use crate::store::{Store, StoredUser};
 use crate::tokens::{KeyMaterial, TokenService};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -46,6 +46,12 @@ impl BackgroundService for AxumTask {
             tracing::error!(task = self.name, error = %e, "background listener failed");
         }
     }
+}
+
+/// Pingora counts the grace period in whole seconds: round up, so that
+/// `grace_period: 500ms` gives requests in flight a second, not none.
+fn whole_seconds(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
@@ -89,7 +95,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     // Fail with a clear message now rather than inside Pingora's start-up.
     drop(bind(&listen, "the proxy")?);
     let threads = config.server.threads;
-    let grace = config.server.grace_period.as_secs();
+    let grace = whole_seconds(config.server.grace_period);
     let tls = config.server.tls.clone();
     let public_url = config.public_url.to_string();
 
@@ -179,29 +185,28 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    for worker in 0..threads {
-        let mut service = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            GatehouseProxy::new(app.clone(), portal.clone()),
-            &format!("gatehouse worker {worker}"),
-        );
-        service.threads = Some(1);
-        let mut sock = TcpSocketOptions::default();
-        sock.so_reuseport = Some(threads > 1);
-        match &tls {
-            Some(t) => {
-                let mut settings = TlsSettings::intermediate(
-                    &t.cert_path.display().to_string(),
-                    &t.key_path.display().to_string(),
-                )
-                .map_err(|e| format!("server.tls: {e}"))?;
-                settings.enable_h2();
-                service.add_tls_with_settings(&listen, Some(sock), settings);
-            }
-            None => service.add_tcp_with_settings(&listen, sock),
+    // One service with `threads` threads, not one service per thread: Pingora
+    // keys listening sockets by address, so services on the same address
+    // share one socket, each owning it, and at SIGTERM each closed it.
+    let mut service = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        GatehouseProxy::new(app.clone(), portal.clone()),
+        "gatehouse",
+    );
+    service.threads = Some(threads);
+    match &tls {
+        Some(t) => {
+            let mut settings = TlsSettings::intermediate(
+                &t.cert_path.display().to_string(),
+                &t.key_path.display().to_string(),
+            )
+            .map_err(|e| format!("server.tls: {e}"))?;
+            settings.enable_h2();
+            service.add_tls_with_settings(&listen, None, settings);
         }
-        server.add_service(service);
+        None => service.add_tcp(&listen),
     }
+    server.add_service(service);
     if let Some(listener) = echo {
         server.add_service(background_service(
             "echo upstream",
@@ -430,5 +435,20 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
             }
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_seconds;
+    use std::time::Duration;
+
+    #[test]
+    fn grace_periods_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(500)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(5)), 5);
+        assert_eq!(whole_seconds(Duration::from_millis(5001)), 6);
     }
 }

@@ -4,6 +4,7 @@ mod apikey;
 mod audit;
 mod demo;
 mod explain;
+mod healthcheck;
 mod invite;
 mod mail;
 mod user;
@@ -42,6 +43,11 @@ pub enum Command {
     },
     /// Read a password from stdin, print its argon2id PHC hash.
     HashPassword,
+    /// GET a URL once (no shell or curl needed): exit 0 on a 2xx answer, else 1 with the reason.
+    Healthcheck {
+        #[arg(long, default_value = healthcheck::DEFAULT_URL)]
+        url: String,
+    },
     /// Administer stored users.
     User {
         /// The config file naming the store (required; may follow the action).
@@ -196,6 +202,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::HashPassword => hash_password(),
+        Command::Healthcheck { url } => healthcheck::run(&url),
         Command::User { config, action } => {
             let Some(config) = config else {
                 eprintln!("gatehouse: name the config file with -c FILE (or GATEHOUSE_CONFIG)");

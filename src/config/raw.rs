@@ -104,10 +104,10 @@ pub struct RawServer {
     /// believed (inline `X-Forwarded-For` chains, forward-auth requests).
     /// Absent: loopback only (`127.0.0.0/8`, `::1`); `[]`: nobody.
     pub trusted_proxies: Option<Vec<String>>,
-    /// Worker count: one single-threaded proxy service per worker, each with its
-    /// own `SO_REUSEPORT` listener (default: number of CPUs).
+    /// Proxy worker threads, sharing one listener (default: number of CPUs).
     pub threads: Option<usize>,
-    /// How long a SIGTERM waits for in-flight requests (default `5s`).
+    /// How long a SIGTERM waits for in-flight requests (default `5s`; whole
+    /// seconds, rounded up).
     pub grace_period: Option<String>,
     /// TLS for the proxy listener.
     pub tls: Option<RawTls>,

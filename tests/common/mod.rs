@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
@@ -63,6 +63,8 @@ pub struct Gatehouse {
     pub metrics_port: u16,
     pub dir: tempfile::TempDir,
     pid: u32,
+    /// Set by the thread that waits for the process, once it has exited.
+    status: Arc<Mutex<Option<ExitStatus>>>,
 }
 
 impl Gatehouse {
@@ -99,6 +101,8 @@ impl Gatehouse {
             ));
         }
         let (tx, rx) = mpsc::channel();
+        let status = Arc::new(Mutex::new(None));
+        let exit = status.clone();
         // Spawned from a thread that lives as long as the test binary, so the
         // parent-death signal fires when the binary exits, not when one test ends.
         std::thread::spawn(move || {
@@ -119,7 +123,9 @@ impl Gatehouse {
             let pid = child.as_ref().map(|c| c.id()).ok();
             let _ = tx.send(pid);
             if let Ok(mut c) = child {
-                let _ = c.wait();
+                if let Ok(s) = c.wait() {
+                    *exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+                }
             }
             loop {
                 std::thread::park();
@@ -131,6 +137,7 @@ impl Gatehouse {
             metrics_port,
             dir,
             pid,
+            status,
         };
         g.wait_ready(yaml.contains("cert_path"));
         g
@@ -188,6 +195,28 @@ impl Gatehouse {
     /// Is the process still running?
     pub fn alive(&self) -> bool {
         std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+
+    /// How the process ended, once it has (`None` while it runs).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait for the process to end and return how it did. `bound` is a
+    /// liveness limit for a process that never stops, not a timing assertion.
+    pub fn wait_exit(&self, bound: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < bound,
+                "gatehouse (pid {}) still runs {bound:?} later",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stop(&self) {
