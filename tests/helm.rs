@@ -793,17 +793,7 @@ fn run_as_rendered(what: &str, r: &Rendered, metrics_port_name: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    // KNOWN ISSUE, left visible: the debug build aborts on SIGTERM after
-    // draining ("fatal runtime error: IO Safety violation: owned file
-    // descriptor already closed", SIGABRT), an fd closed twice during
-    // Pingora's shutdown that debug builds of std detect. Until src/ is
-    // fixed this check accepts that one abort, saying so, and nothing else.
-    use std::os::unix::process::ExitStatusExt;
-    if status.signal() == Some(libc::SIGABRT) && cfg!(debug_assertions) {
-        println!("KNOWN ISSUE {what}: gatehouse aborted (SIGABRT) on SIGTERM instead of exiting 0");
-    } else {
-        assert!(status.success(), "{what}: SIGTERM exit: {status}");
-    }
+    assert!(status.success(), "{what}: SIGTERM exit: {status}");
 }
 
 /// Whole seconds of a humantime duration ("20s", "1m"); 0 when absent.
