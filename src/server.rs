@@ -1,10 +1,10 @@
 //! Assembling and running the Pingora server from a validated config.
 //!
-//! One proxy service with `server.threads` threads and no work stealing: a
-//! connection stays on the thread it was given, while the listener, the
-//! upstream connection pool and the credential cache (in the shared [`App`])
-//! are common to all of them. SIGTERM is Pingora's graceful shutdown with
-//! `server.grace_period` (see `tests/shutdown.rs`).
+//! One single-threaded proxy service per worker, each with its own
+//! `SO_REUSEPORT` listener and so its own upstream connection pool: nothing
+//! crosses threads on the request path, while the credential cache (in the
+//! shared [`App`]) is common to all workers. SIGTERM is Pingora's graceful
+//! shutdown with `server.grace_period` (see `tests/shutdown.rs`).
 
 use crate::accounts::admin::setup_is_open;
 use crate::app::App;
@@ -18,6 +18,7 @@ use crate::store::{Store, StoredUser};
 use crate::tokens::{KeyMaterial, TokenService};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -52,6 +53,16 @@ impl BackgroundService for AxumTask {
 /// `grace_period: 500ms` gives requests in flight a second, not none.
 fn whole_seconds(d: std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `listen` as worker `n` spells it: the port with `n` leading zeros
+/// (`127.0.0.1:8080`, `127.0.0.1:08080`, …). The same socket address, but a
+/// different text, which is what Pingora keys its listening sockets by.
+fn worker_address(listen: &str, n: usize) -> String {
+    match listen.rsplit_once(':') {
+        Some((host, port)) => format!("{host}:{}{port}", "0".repeat(n)),
+        None => listen.to_owned(),
+    }
 }
 
 fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
@@ -185,28 +196,36 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    // One service with `threads` threads, not one service per thread: Pingora
-    // keys listening sockets by address, so services on the same address
-    // share one socket, each owning it, and at SIGTERM each closed it.
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        GatehouseProxy::new(app.clone(), portal.clone()),
-        "gatehouse",
-    );
-    service.threads = Some(threads);
-    match &tls {
-        Some(t) => {
-            let mut settings = TlsSettings::intermediate(
-                &t.cert_path.display().to_string(),
-                &t.key_path.display().to_string(),
-            )
-            .map_err(|e| format!("server.tls: {e}"))?;
-            settings.enable_h2();
-            service.add_tls_with_settings(&listen, None, settings);
+    // One single-threaded service per worker, each with its own upstream pool
+    // and its own SO_REUSEPORT socket (the kernel spreads connections).
+    // Pingora keys listening sockets by the address *text* and hands a second
+    // service on the same text the first one's descriptor, so N owners closed
+    // one socket N times at SIGTERM. Each worker gets its own spelling of the
+    // same address (see `worker_address`), so each binds and closes its own.
+    for worker in 0..threads {
+        let mut service = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            GatehouseProxy::new(app.clone(), portal.clone()),
+            &format!("gatehouse worker {worker}"),
+        );
+        service.threads = Some(1);
+        let mut sock = TcpSocketOptions::default();
+        sock.so_reuseport = Some(threads > 1);
+        let address = worker_address(&listen, worker);
+        match &tls {
+            Some(t) => {
+                let mut settings = TlsSettings::intermediate(
+                    &t.cert_path.display().to_string(),
+                    &t.key_path.display().to_string(),
+                )
+                .map_err(|e| format!("server.tls: {e}"))?;
+                settings.enable_h2();
+                service.add_tls_with_settings(&address, Some(sock), settings);
+            }
+            None => service.add_tcp_with_settings(&address, sock),
         }
-        None => service.add_tcp(&listen),
+        server.add_service(service);
     }
-    server.add_service(service);
     if let Some(listener) = echo {
         server.add_service(background_service(
             "echo upstream",
@@ -442,6 +461,19 @@ async fn follow_changes(store: Store, app: Arc<App>, mut last: i64) {
 mod tests {
     use super::whole_seconds;
     use std::time::Duration;
+
+    #[test]
+    fn each_worker_spells_the_listen_address_its_own_way() {
+        use super::worker_address;
+        let spelled: Vec<String> = (0..3).map(|n| worker_address("0.0.0.0:8080", n)).collect();
+        assert_eq!(spelled, ["0.0.0.0:8080", "0.0.0.0:08080", "0.0.0.0:008080"]);
+        assert_eq!(worker_address("[::1]:443", 1), "[::1]:0443");
+        for text in &spelled {
+            use std::net::ToSocketAddrs;
+            let addr = text.to_socket_addrs().unwrap().next().unwrap();
+            assert_eq!(addr, "0.0.0.0:8080".parse().unwrap(), "{text}");
+        }
+    }
 
     #[test]
     fn grace_periods_round_up_to_whole_seconds() {
