@@ -592,6 +592,18 @@ fn sessions(g: &Gatehouse, cli: &str) {
         .unwrap();
     assert_eq!(r.status(), 403);
 
+    // An administrator's cookie cannot be used from another site either.
+    let root = session_cookie(g, "root", "Admin/1");
+    let r = client()
+        .delete(g.url("/_auth/api/users/amy/sessions"))
+        .header("cookie", &root)
+        .header("origin", "https://evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "csrf_failed");
+    assert_eq!(with_cookie(g, Method::GET, "/_auth/api/me", &tablet).0, 200);
+
     // Signed out everywhere by an administrator, then by the CLI.
     let (status, done) = admin_call(g, Method::DELETE, "/users/amy/sessions", None);
     assert_eq!((status, &done["revoked"]), (200, &json!(1)), "{done}");
@@ -841,6 +853,22 @@ fn audit_trail(g: &Gatehouse, cli: &str) {
         })
         .expect("the role change of `target`");
     assert_eq!(change["details"]["before"]["role"], "user");
+
+    // A password change is said, never shown.
+    let text = serde_json::to_string(&all).unwrap();
+    assert!(
+        !text.contains("$argon2"),
+        "a password hash on the audit trail"
+    );
+    assert!(
+        !text.contains("amy-new-password"),
+        "a password on the audit trail"
+    );
+    let set = all
+        .iter()
+        .find(|e| e["action"] == "user.update" && e["details"]["after"]["password"].is_string())
+        .expect("the administrator's password change");
+    assert_eq!(set["details"]["after"]["password"], "changed");
 
     // Filters.
     let only = events("action=2fa.reset");

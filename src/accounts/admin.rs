@@ -673,12 +673,12 @@ impl Admin<'_> {
     }
 
     /// Revoke one key of the user (`only`), or all of them. Answers the
-    /// revoked keys' hashes (for the caller's cache).
+    /// user and the revoked keys' hashes (for the caller's cache).
     pub async fn revoke_api_keys(
         &self,
         id: &str,
         only: Option<i64>,
-    ) -> Result<(Vec<String>, AuditEvent), AdminError> {
+    ) -> Result<(ManagedUser, Vec<String>, AuditEvent), AdminError> {
         let user = self.find_in_reach(id).await?;
         let hashes = match only {
             Some(key) => match self.store.revoke_api_key(key, Some(user.username())).await {
@@ -694,7 +694,7 @@ impl Admin<'_> {
         if let Some(key) = only {
             event = event.detail("key_id", key);
         }
-        Ok((hashes, event))
+        Ok((user, hashes, event))
     }
 }
 

@@ -61,6 +61,13 @@ pub struct PortalState {
 }
 
 impl PortalState {
+    /// The store, or `Unavailable` when this portal runs without one.
+    pub(crate) fn require_store(&self) -> Result<&crate::store::Store, crate::store::StoreError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| crate::store::StoreError::Unavailable("no store".into()))
+    }
+
     /// Put on the audit trail that `actor` did `action` to their own
     /// account from `origin`.
     pub(crate) fn audit_own(&self, action: &'static str, actor: &str, origin: &Origin) {

@@ -200,16 +200,18 @@ impl Store {
     }
 
     pub async fn user(&self, username: &str) -> Result<Option<StoredUser>, StoreError> {
-        self.one_user("username = $1", username).await
+        self.one_user("username = $1", username.to_owned()).await
     }
 
     /// The user matching `condition` (with `$1` bound to `value`), if any.
-    async fn one_user(
+    async fn one_user<V>(
         &self,
         condition: &'static str,
-        value: &str,
-    ) -> Result<Option<StoredUser>, StoreError> {
-        let value = value.to_owned();
+        value: V,
+    ) -> Result<Option<StoredUser>, StoreError>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
         self.run(|pool| async move {
             let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition}");
             let row = sqlx::query(&sql)
@@ -242,19 +244,7 @@ impl Store {
 
     /// A user by stored id.
     pub async fn user_by_id(&self, id: i64) -> Result<Option<StoredUser>, StoreError> {
-        self.run(|pool| async move {
-            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-            let row = sqlx::query(&sql)
-                .bind(id)
-                .fetch_optional(&pool)
-                .await
-                .map_err(unavailable)?;
-            row.as_ref()
-                .map(user_from_row)
-                .transpose()
-                .map_err(unavailable)
-        })
-        .await
+        self.one_user("id = $1", id).await
     }
 
     /// One page of the users matching `query`, by name, and how many match
@@ -538,7 +528,8 @@ impl Store {
 
     /// A user by e-mail address (case-insensitive), for sign-in by e-mail.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<StoredUser>, StoreError> {
-        self.one_user("LOWER(email) = LOWER($1)", email).await
+        self.one_user("LOWER(email) = LOWER($1)", email.to_owned())
+            .await
     }
 
     /// Create `user` as an admin only while no enabled user exists (the

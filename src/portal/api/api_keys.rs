@@ -41,10 +41,7 @@ pub(in crate::portal) async fn create_own_key(
         within: Some(&owner.permissions),
         expires_at,
     };
-    let store = s
-        .store
-        .as_ref()
-        .ok_or(StoreError::Unavailable("no store".into()))?;
+    let store = s.require_store()?;
     let created = create_api_key(store, new).await?;
     s.audit.record(
         AuditEvent::new(action::API_KEY_CREATE, Outcome::Success)
@@ -66,10 +63,7 @@ pub(in crate::portal) async fn revoke_own_key(
     owner: &Identity,
     id: i64,
 ) -> Result<(), StoreError> {
-    let store = s
-        .store
-        .as_ref()
-        .ok_or(StoreError::Unavailable("no store".into()))?;
+    let store = s.require_store()?;
     let sha256 = store.revoke_api_key(id, Some(&owner.subject)).await?;
     live.gate.authenticator().invalidate_revoked(&sha256);
     s.audit.record(

@@ -73,10 +73,7 @@ pub(in crate::portal) async fn own_sessions(
     live: &Live,
     identity: &Identity,
 ) -> Result<Vec<SessionRecord>, StoreError> {
-    let store = s
-        .store
-        .as_ref()
-        .ok_or(StoreError::Unavailable("no store".into()))?;
+    let store = s.require_store()?;
     let now = unix_now();
     let idle = live.session.idle_timeout.as_secs() as i64;
     let all = store.user_sessions(&identity.subject, now).await?;
@@ -92,10 +89,7 @@ pub(in crate::portal) async fn revoke_own(
     identity: &Identity,
     only: Option<&str>,
 ) -> Result<u64, StoreError> {
-    let store = s
-        .store
-        .as_ref()
-        .ok_or(StoreError::Unavailable("no store".into()))?;
+    let store = s.require_store()?;
     let keep = if only.is_some() {
         None
     } else {

@@ -506,7 +506,7 @@ async fn revoke_keys(
     only: Option<i64>,
 ) -> Response {
     with_admin!(s, who, |admin| async {
-        let (hashes, event) = admin.revoke_api_keys(id, only).await?;
+        let (_, hashes, event) = admin.revoke_api_keys(id, only).await?;
         s.audit.record(event.origin(origin));
         let authn = who.live.gate.authenticator();
         for hash in &hashes {

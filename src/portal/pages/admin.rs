@@ -553,15 +553,12 @@ async fn act(
             .map(|(u, e)| (u, e, "two_factor_reset")),
         Action::RevokeKeys => {
             let only = form.key.trim().parse::<i64>().ok();
-            match (admin.find(id).await, admin.revoke_api_keys(id, only).await) {
-                (Ok(u), Ok((hashes, e))) => {
-                    for hash in &hashes {
-                        authn.invalidate_revoked(hash);
-                    }
-                    Ok((u, e, "keys_revoked"))
+            admin.revoke_api_keys(id, only).await.map(|(u, hashes, e)| {
+                for hash in &hashes {
+                    authn.invalidate_revoked(hash);
                 }
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            }
+                (u, e, "keys_revoked")
+            })
         }
     };
     match outcome {
