@@ -18,12 +18,14 @@
 //! `changes`, `two_factor`, `sso` (identities linked to users, sign-ins
 //! sent to a provider), `outbox` (mail waiting to be sent) and `audit`
 //! (the audit trail). This file
-//! keeps the pool, its runtime, the migrations and the errors.
+//! keeps the pool, its runtime, the migrations and the errors; `diagnose` says
+//! in one line why a database cannot be opened.
 
 mod account_tokens;
 mod api_keys;
 mod audit;
 mod changes;
+mod diagnose;
 mod outbox;
 mod regulation;
 mod sessions;
@@ -43,7 +45,7 @@ pub use two_factor::{PendingLogin, PendingPurpose, StoredSecondFactor};
 pub use users::{AdminGuard, NewUser, StoredUser, UserChange, UserQuery};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +69,9 @@ pub enum StoreError {
     Closed,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The database could not be opened; one line naming it and the cause.
+    #[error("{0}")]
+    CannotOpen(String),
     #[error("this would leave no enabled administrator")]
     LastAdmin,
 }
@@ -94,6 +99,24 @@ fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// How long opening the store waits for the database to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings every connection gets before use (SQLite: WAL, a busy timeout,
+/// foreign keys).
+async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA foreign_keys = ON",
+        ] {
+            sqlx::query(pragma).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Begin a transaction that writes. On SQLite it is `BEGIN IMMEDIATE`: it
@@ -135,33 +158,34 @@ impl Store {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
         };
+        let target = diagnose::Target::of(&url);
+        if let diagnose::Target::Sqlite { path } = &target {
+            diagnose::check_sqlite_file(path).map_err(StoreError::CannotOpen)?;
+        }
+        let cannot_open = |e: sqlx::Error| StoreError::CannotOpen(diagnose::describe(&target, &e));
+        // One connection first: a broken database fails here, at once and in
+        // words, instead of in a pool that retries (and logs) until timeout.
+        let mut probe = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect(&url))
+            .await
+            .map_err(|_| cannot_open(sqlx::Error::PoolTimedOut))?
+            .map_err(cannot_open)?;
+        prepare(&mut probe, backend).await.map_err(cannot_open)?;
+        let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .after_connect(move |conn, _| Box::pin(prepare(conn, backend)))
             .connect(&url)
             .await
-            .map_err(unavailable)?;
+            .map_err(cannot_open)?;
         let migrated = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
         };
-        migrated.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        migrated.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => cannot_open(inner),
+            other => cannot_open(sqlx::Error::Migrate(Box::new(other))),
+        })?;
         Ok(Store {
             pool,
             backend,
@@ -269,9 +293,8 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
     if path != ":memory:" {
         if let Some(dir) = std::path::Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::CannotOpen(diagnose::cannot_create_folder(dir, &e)))?;
             }
         }
     }
