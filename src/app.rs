@@ -159,7 +159,9 @@ impl App {
                     background,
                 )),
             },
-            regulator: Arc::new(Regulator::new(config.regulation.clone(), store.clone())),
+            regulator: Arc::new(
+                Regulator::new(config.regulation.clone(), store.clone()).counting(metrics.clone()),
+            ),
         };
         let live = compile_live(&config, &shared);
         Ok(Arc::new(App {

@@ -12,7 +12,7 @@
 //! request; with `audit.log_denials` they are also logged, sampled
 //! ([`DenialLog`]).
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SignInChannel};
 use crate::session::Origin;
 use crate::store::{unix_now, AuditRecord, Store};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -111,6 +111,18 @@ impl AuditEvent {
         self.action
     }
 
+    /// The sign-in channel named by the `channel` detail, for metrics.
+    fn channel(&self) -> Option<SignInChannel> {
+        match self.details.get("channel")?.as_str()? {
+            "page" => Some(SignInChannel::Page),
+            "api" => Some(SignInChannel::Api),
+            "basic" => Some(SignInChannel::Basic),
+            "sso" => Some(SignInChannel::Sso),
+            "setup" => Some(SignInChannel::Setup),
+            _ => None,
+        }
+    }
+
     /// The row to store, stamped with the time.
     fn record(self) -> AuditRecord {
         AuditRecord {
@@ -175,6 +187,12 @@ impl AuditLog {
 
     /// Record `event`: never waits, never fails.
     pub fn record(&self, event: AuditEvent) {
+        if event.action == action::SIGN_IN {
+            if let Some(channel) = event.channel() {
+                self.metrics
+                    .sign_in(channel, event.outcome == Outcome::Success);
+            }
+        }
         let record = event.record();
         log_line(&record);
         if let Some(queue) = &self.queue {

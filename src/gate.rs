@@ -10,8 +10,8 @@ pub mod explain;
 
 use crate::authn::{Authenticator, AuthnError, CacheOutcome};
 use crate::credentials::{self, Credential, CredentialError, CredentialSource};
-use crate::identity::Identity;
-use crate::metrics::{DecisionLabel, Metrics};
+use crate::identity::{AuthMethod, Identity};
+use crate::metrics::{DecisionLabel, Metrics, SignInChannel};
 use crate::policy::{Policy, Verdict};
 use crate::regulation::{Banned, Regulator};
 use crate::request::{AlsoRead, ReadError, ReadSettings, RequestReading};
@@ -151,7 +151,8 @@ impl Gate {
     /// Decide one request, recording the decision metrics.
     pub async fn check(&self, view: &RequestView<'_>) -> GateOutcome {
         let started = Instant::now();
-        let outcome = self.evaluate(view).await;
+        let mut identified = None;
+        let outcome = self.evaluate(view, &mut identified).await;
         let label = match &outcome {
             Ok(a) if a.identity.is_none() => DecisionLabel::Public,
             Ok(_) => DecisionLabel::Allow,
@@ -160,17 +161,18 @@ impl Gate {
             Err(Denial::Forbidden { .. }) => DecisionLabel::Forbidden,
             Err(Denial::TooManyAttempts(_)) => DecisionLabel::Regulated,
         };
-        let method = outcome
-            .as_ref()
-            .ok()
-            .and_then(|a| a.identity.as_ref())
-            .map(|i| i.method);
         self.metrics
-            .request(label, method, started.elapsed().as_secs_f64());
+            .request(label, identified, started.elapsed().as_secs_f64());
         outcome
     }
 
-    async fn evaluate(&self, view: &RequestView<'_>) -> GateOutcome {
+    /// Decide; `identified` learns the credential that identified the
+    /// caller, whatever the answer (a forbidden request has one too).
+    async fn evaluate(
+        &self,
+        view: &RequestView<'_>,
+        identified: &mut Option<AuthMethod>,
+    ) -> GateOutcome {
         let reading = RequestReading::new(
             view.method,
             view.host,
@@ -182,6 +184,9 @@ impl Gate {
         .map_err(Denial::BadPath)?;
         let rules = self.policy.rules_for(&reading);
         let auth = self.identify(view.headers, view.client_ip).await;
+        if let Ok(Some((id, _))) = &auth {
+            *identified = Some(id.method);
+        }
         if rules.all_public() {
             // Public paths still tell the app who is asking, when they can.
             return Ok(match auth {
@@ -239,14 +244,20 @@ impl Gate {
                     .check(&b.username, client_ip)
                     .map_err(AuthFailure::Banned)?;
             }
+            let basic = matches!(cred, Credential::Basic(_));
             match self.authn.authenticate(cred).await {
                 Ok((id, outcome)) => {
-                    self.metrics.cache(outcome == CacheOutcome::Hit);
+                    let hit = outcome == CacheOutcome::Hit;
+                    self.metrics.cache(hit);
+                    if basic && !hit {
+                        self.metrics.sign_in(SignInChannel::Basic, true);
+                    }
                     return Ok(Some((id, cred.source())));
                 }
                 Err(e) => {
                     self.metrics.cache(false);
                     if let (Credential::Basic(b), AuthnError::InvalidCredentials) = (cred, &e) {
+                        self.metrics.sign_in(SignInChannel::Basic, false);
                         self.regulator.failed(&b.username, client_ip).await;
                     }
                     first_error.get_or_insert(e);

@@ -8,11 +8,12 @@
 //! password is looked at: its correct password is refused too, and costs no
 //! argon2 work.
 
+use crate::metrics::Metrics;
 use crate::store::{unix_now, Store};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// `regulation:` after validation.
@@ -59,6 +60,7 @@ pub struct Regulator {
     store: Option<Store>,
     bans: RwLock<HashMap<String, i64>>,
     any_bans: AtomicBool,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Regulator {
@@ -68,7 +70,14 @@ impl Regulator {
             store,
             bans: RwLock::new(HashMap::new()),
             any_bans: AtomicBool::new(false),
+            metrics: None,
         }
+    }
+
+    /// Count the bans made here in `metrics`.
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn settings(&self) -> &RegulationSettings {
@@ -114,9 +123,15 @@ impl Regulator {
             ip.filter(|_| self.settings.max_retries_per_ip > 0)
                 .map(|ip| (ip_subject(ip), self.settings.max_retries_per_ip)),
         ];
-        for (subject, limit) in subjects.into_iter().flatten() {
+        for (i, entry) in subjects.into_iter().enumerate() {
+            let Some((subject, limit)) = entry else {
+                continue;
+            };
             match store.record_failure(&subject, now, since).await {
                 Ok(count) if count >= i64::from(limit) => {
+                    if let Some(m) = &self.metrics {
+                        m.ban(i == 1);
+                    }
                     let until = now + self.settings.ban_time.as_secs() as i64;
                     tracing::warn!(%subject, failures = count, ban_seconds = self.settings.ban_time.as_secs(), "too many failed sign-ins; banned");
                     self.learn(&subject, until);

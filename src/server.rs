@@ -120,7 +120,8 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let store = store_runtime
         .block_on(Store::open(&config.store_url))
         .map_err(|e| format!("store.url: {e}"))?
-        .on_runtime(store_runtime.handle().clone());
+        .on_runtime(store_runtime.handle().clone())
+        .timed_by(metrics.store_seconds());
     let stored = store_runtime
         .block_on(store.list_users())
         .map_err(|e| e.to_string())?;

@@ -574,10 +574,12 @@ fn metrics_count_decisions_without_names_or_paths() {
     get("/app", &[]);
     let m = server().metrics();
     assert!(
-        m.contains("gatehouse_requests_total{decision=\"allow\",method=\"basic\"}"),
+        m.contains("gatehouse_requests_total{auth_method=\"basic\",decision=\"allow\"}"),
         "{m}"
     );
-    assert!(m.contains("gatehouse_requests_total{decision=\"unauthenticated\",method=\"none\"}"));
+    assert!(
+        m.contains("gatehouse_requests_total{auth_method=\"none\",decision=\"unauthenticated\"}")
+    );
     assert!(m.contains("gatehouse_auth_decision_seconds_bucket"));
     assert!(m.contains("gatehouse_identity_cache_total{result=\"hit\"}"));
     assert!(

@@ -77,6 +77,18 @@ fn yaml_string(text: &str) -> String {
     out
 }
 
+/// `host:port` → `host:port+1` (the demo's metrics beside its proxy);
+/// left as it is when it has no port, for the config check to explain.
+fn next_port(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(p) if p < u16::MAX => format!("{host}:{}", p + 1),
+            _ => listen.to_owned(),
+        },
+        None => listen.to_owned(),
+    }
+}
+
 /// The demo's configuration with absolute paths (store, two-factor key),
 /// written to `data/demo.yaml` for the CLI; answers the text and where it is.
 fn config_copy(key_file: &std::path::Path) -> Result<(String, std::path::PathBuf), String> {
@@ -99,7 +111,7 @@ fn config_copy(key_file: &std::path::Path) -> Result<(String, std::path::PathBuf
     Ok((yaml, path))
 }
 
-pub fn run(listen: &str) -> ExitCode {
+pub fn run(listen: &str, metrics_listen: Option<&str>) -> ExitCode {
     super::init_logging();
     let copy = two_factor_key_file().and_then(|key_file| config_copy(&key_file));
     let (base, config_path) = match copy {
@@ -112,6 +124,10 @@ pub fn run(listen: &str) -> ExitCode {
     let key = generate_api_key();
     let port = listen.rsplit(':').next().unwrap_or("8080");
     let url = format!("http://127.0.0.1:{port}");
+    let metrics_listen = match metrics_listen {
+        Some(m) => m.to_owned(),
+        None => next_port(listen),
+    };
     let yaml = format!(
         "{base}api_keys:\n  - name: demo-key\n    hash: \"{}\"\n    permissions: [\"echo:read\"]\n",
         api_key_hash(&key),
@@ -120,6 +136,10 @@ pub fn run(listen: &str) -> ExitCode {
     let env = [
         ("GATEHOUSE__SERVER__LISTEN".to_owned(), listen.to_owned()),
         ("GATEHOUSE__PUBLIC_URL".to_owned(), url.clone()),
+        (
+            "GATEHOUSE__SERVER__METRICS_LISTEN".to_owned(),
+            metrics_listen.clone(),
+        ),
     ];
     let config = match Config::from_yaml(&yaml, env) {
         Ok(c) => c,
@@ -157,6 +177,7 @@ pub fn run(listen: &str) -> ExitCode {
     };
     println!("  API key:      {key}   (this run only; permission echo:read)");
     println!("  administer:   gatehouse user list -c {cli}");
+    println!("  metrics:      http://{metrics_listen}/metrics");
     println!();
     println!("  curl -i {url}/hello                        # 401: who are you?");
     println!("  curl -u 'admin:{shown}' {url}/hello     # 200: the app sees Remote-User: admin");

@@ -30,6 +30,10 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Address to serve Prometheus metrics on (`/metrics`); by default
+        /// the next port after `--listen`'s (127.0.0.1:8081).
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// Run from a configuration file.
     Serve {
@@ -186,7 +190,10 @@ fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
 /// Run one command.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Demo { listen } => demo::run(&listen),
+        Command::Demo {
+            listen,
+            metrics_listen,
+        } => demo::run(&listen, metrics_listen.as_deref()),
         Command::Serve { config } => {
             init_logging();
             match load(&config) {

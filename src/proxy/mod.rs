@@ -11,6 +11,7 @@ mod portal_bridge;
 use crate::app::{App, Live};
 use crate::forward_auth::{self, Endpoints};
 use crate::gate::{Admission, Denial, RequestView};
+use crate::metrics::DecisionLabel;
 use crate::request::{canonical_host, request_path, AlsoRead, ReadError, REWRITE_HEADERS};
 use crate::respond::{wants_html, Asker, Reply};
 use crate::upstream::forwarding;
@@ -149,6 +150,7 @@ impl ProxyHttp for GatehouseProxy {
         let path = match request_path(&req.method, req.raw_path()) {
             Ok(path) => path,
             Err(e) => {
+                app.metrics.request(DecisionLabel::BadRequest, None, 0.0);
                 let denial = Denial::BadPath(ReadError::Target(e));
                 let asker = Asker {
                     method: &req.method,
@@ -168,6 +170,7 @@ impl ProxyHttp for GatehouseProxy {
             return Ok(true);
         }
         if app.is_portal_path(path) {
+            app.metrics.request(DecisionLabel::Portal, None, 0.0);
             portal_bridge::serve(session, app, &self.portal).await?;
             return Ok(true);
         }

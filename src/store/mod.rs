@@ -88,6 +88,8 @@ pub struct Store {
     runtime: Option<tokio::runtime::Handle>,
     /// Woken after mail is enqueued here (see `outbox`).
     outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// Observes each operation's time, when metrics are kept.
+    latency: Option<prometheus::Histogram>,
 }
 
 /// Seconds since the Unix epoch, as the store records time.
@@ -191,12 +193,19 @@ impl Store {
             backend,
             runtime: None,
             outbox: Default::default(),
+            latency: None,
         })
     }
 
     /// Run every query on `runtime` from now on.
     pub fn on_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
         self.runtime = Some(runtime);
+        self
+    }
+
+    /// Observe each operation's time in `latency` from now on.
+    pub fn timed_by(mut self, latency: prometheus::Histogram) -> Self {
+        self.latency = Some(latency);
         self
     }
 
@@ -210,14 +219,19 @@ impl Store {
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
     {
+        let started = std::time::Instant::now();
         let fut = op(self.pool.clone());
-        match &self.runtime {
+        let result = match &self.runtime {
             Some(rt) => rt
                 .spawn(fut)
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?,
             None => fut.await,
+        };
+        if let Some(latency) = &self.latency {
+            latency.observe(started.elapsed().as_secs_f64());
         }
+        result
     }
 
     /// Is the database answering?
