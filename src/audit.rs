@@ -15,7 +15,7 @@
 use crate::metrics::{Metrics, SignInChannel};
 use crate::session::Origin;
 use crate::store::{unix_now, AuditRecord, Store};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -164,17 +164,27 @@ const BATCH: usize = 256;
 pub struct AuditLog {
     queue: Option<mpsc::Sender<AuditRecord>>,
     metrics: Arc<Metrics>,
+    /// Events queued and not yet written (or given up on).
+    unwritten: Arc<AtomicUsize>,
 }
 
 impl AuditLog {
     /// Write events to `store` from a task spawned on `runtime`.
     pub fn start(store: Store, metrics: Arc<Metrics>, runtime: &tokio::runtime::Handle) -> Self {
         let (queue, rx) = mpsc::channel(BUFFER);
-        runtime.spawn(write_batches(store, rx, metrics.clone()));
+        let unwritten = Arc::new(AtomicUsize::new(0));
+        runtime.spawn(write_batches(store, rx, metrics.clone(), unwritten.clone()));
         AuditLog {
             queue: Some(queue),
             metrics,
+            unwritten,
         }
+    }
+
+    /// Events recorded but not yet in the store (a graceful stop waits for
+    /// them).
+    pub fn unwritten(&self) -> usize {
+        self.unwritten.load(Ordering::Acquire)
     }
 
     /// Log lines only (tests of parts that run without a store).
@@ -182,6 +192,7 @@ impl AuditLog {
         AuditLog {
             queue: None,
             metrics,
+            unwritten: Default::default(),
         }
     }
 
@@ -196,7 +207,9 @@ impl AuditLog {
         let record = event.record();
         log_line(&record);
         if let Some(queue) = &self.queue {
+            self.unwritten.fetch_add(1, Ordering::AcqRel);
             if queue.try_send(record).is_err() {
+                self.unwritten.fetch_sub(1, Ordering::AcqRel);
                 self.metrics.audit_events(true, 1);
             }
         }
@@ -211,11 +224,18 @@ pub async fn write_now(store: &Store, event: AuditEvent) -> Result<(), crate::st
 }
 
 /// Drain `rx` into the store, a batch per transaction.
-async fn write_batches(store: Store, mut rx: mpsc::Receiver<AuditRecord>, metrics: Arc<Metrics>) {
+async fn write_batches(
+    store: Store,
+    mut rx: mpsc::Receiver<AuditRecord>,
+    metrics: Arc<Metrics>,
+    unwritten: Arc<AtomicUsize>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let n = batch.len() as u64;
-        match store.append_audit_events(std::mem::take(&mut batch)).await {
+        let written = store.append_audit_events(std::mem::take(&mut batch)).await;
+        unwritten.fetch_sub(n as usize, Ordering::AcqRel);
+        match written {
             Ok(()) => metrics.audit_events(false, n),
             Err(e) => {
                 metrics.audit_events(true, n);
@@ -381,10 +401,13 @@ mod tests {
         let log = AuditLog {
             queue: Some(queue),
             metrics: metrics.clone(),
+            unwritten: Default::default(),
         };
         for _ in 0..3 {
             log.record(AuditEvent::new(action::SIGN_IN, Outcome::Success));
         }
+        // The one queued is waiting for the writer; the lost are not.
+        assert_eq!(log.unwritten(), 1);
         let text = metrics.render();
         assert!(
             text.contains("gatehouse_audit_events_total{result=\"lost\"} 2"),

@@ -4,7 +4,8 @@
 //! `SO_REUSEPORT` listener and so its own upstream connection pool: nothing
 //! crosses threads on the request path, while the credential cache (in the
 //! shared [`App`]) is common to all workers. SIGTERM is Pingora's graceful
-//! shutdown with `server.grace_period` (see `tests/shutdown.rs`).
+//! shutdown with `server.grace_period`, which [`GracefulStop`] ends as soon
+//! as the requests in flight are done (see `tests/shutdown.rs`).
 
 use crate::accounts::admin::setup_is_open;
 use crate::app::App;
@@ -12,7 +13,7 @@ use crate::audit::AuditLog;
 use crate::config::UpstreamTarget;
 use crate::metrics::Metrics;
 use crate::portal::{self, PortalState};
-use crate::proxy::GatehouseProxy;
+use crate::proxy::{GatehouseProxy, InFlight};
 use crate::settings::Config;
 use crate::store::{Store, StoredUser};
 use crate::tokens::{KeyMaterial, TokenService};
@@ -20,11 +21,14 @@ use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::{
+    RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch, UnixShutdownSignalWatch,
+};
 use pingora::services::background::{background_service, BackgroundService};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::signal::unix::Signal;
 
 /// Serves an axum app on a listener bound before the server starts.
@@ -47,6 +51,62 @@ impl BackgroundService for AxumTask {
             tracing::error!(task = self.name, error = %e, "background listener failed");
         }
     }
+}
+
+/// Pingora's signals (SIGTERM graceful, SIGINT fast, SIGQUIT upgrade), and
+/// on SIGTERM a log line saying what the stop waits for and a watcher that
+/// exits as soon as it is done, instead of sleeping the whole grace period.
+struct GracefulStop {
+    in_flight: InFlight,
+    audit: AuditLog,
+    grace: Duration,
+}
+
+/// How long nothing must be in flight before the process exits: a request
+/// whose connection was accepted just before the listeners closed is read
+/// (and counted) within it.
+const SETTLE: Duration = Duration::from_millis(200);
+
+#[async_trait]
+impl ShutdownSignalWatch for GracefulStop {
+    async fn recv(&self) -> ShutdownSignal {
+        let signal = UnixShutdownSignalWatch.recv().await;
+        if let ShutdownSignal::GracefulTerminate = signal {
+            let n = self.in_flight.count();
+            tracing::info!(
+                in_flight = n,
+                grace_period_seconds = self.grace.as_secs(),
+                "SIGTERM: no new connections; draining {n} connection(s)"
+            );
+            let (in_flight, audit, grace) =
+                (self.in_flight.clone(), self.audit.clone(), self.grace);
+            std::thread::spawn(move || exit_when_drained(&in_flight, &audit, grace));
+        }
+        signal
+    }
+}
+
+/// Exit (status 0) once no request has been in flight for [`SETTLE`] and
+/// the audit trail is written; past the grace period, Pingora ends the rest.
+fn exit_when_drained(in_flight: &InFlight, audit: &AuditLog, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    let mut idle_since: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if in_flight.count() == 0 && audit.unwritten() == 0 {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= SETTLE {
+                tracing::info!("drained; exiting");
+                std::process::exit(0);
+            }
+        } else {
+            idle_since = None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::warn!(
+        in_flight = in_flight.count(),
+        "grace period over; cutting what is still in flight"
+    );
 }
 
 /// Pingora counts the grace period in whole seconds: round up, so that
@@ -141,6 +201,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         Arc::new(tokens),
         Some(store_runtime.handle().clone()),
     )?;
+    let audit = AuditLog::start(store.clone(), metrics.clone(), store_runtime.handle());
     let portal = portal::router(Arc::new(PortalState {
         title: app.title.clone(),
         prefix: app.prefix.clone(),
@@ -151,7 +212,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
         metrics: metrics.clone(),
         mail: Arc::new(mail_templates),
-        audit: AuditLog::start(store.clone(), metrics.clone(), store_runtime.handle()),
+        audit: audit.clone(),
     }));
     store_runtime.block_on(app.regulator().sync());
     match store_runtime.block_on(app.live().two_factor.reseal_all()) {
@@ -203,10 +264,11 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     // service on the same text the first one's descriptor, so N owners closed
     // one socket N times at SIGTERM. Each worker gets its own spelling of the
     // same address (see `worker_address`), so each binds and closes its own.
+    let in_flight = InFlight::default();
     for worker in 0..threads {
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            GatehouseProxy::new(app.clone(), portal.clone()),
+            GatehouseProxy::new(app.clone(), portal.clone(), in_flight.clone()),
             &format!("gatehouse worker {worker}"),
         );
         service.threads = Some(1);
@@ -252,7 +314,14 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     }
     tracing::info!(%listen, workers = threads, %public_url, "gatehouse listening");
     let _keep_store_runtime = store_runtime;
-    server.run_forever()
+    server.run(RunArgs {
+        shutdown_signal: Box::new(GracefulStop {
+            in_flight,
+            audit,
+            grace: Duration::from_secs(grace),
+        }),
+    });
+    std::process::exit(0)
 }
 
 /// The token service: configured keys, else the store's generated key

@@ -6,7 +6,10 @@
 //! only place the upstream request changes. Per-request state lives in
 //! [`RequestCtx`].
 
+mod in_flight;
 mod portal_bridge;
+
+pub use in_flight::InFlight;
 
 use crate::app::{App, Live};
 use crate::forward_auth::{self, Endpoints};
@@ -32,25 +35,28 @@ pub struct GatehouseProxy {
     verify: Endpoints,
     /// The portal's routes (`crate::portal::router`).
     portal: axum::Router,
+    in_flight: InFlight,
 }
 
 impl GatehouseProxy {
-    pub fn new(app: Arc<App>, portal: axum::Router) -> Self {
+    /// A worker's proxy; every request it answers counts in `in_flight`.
+    pub fn new(app: Arc<App>, portal: axum::Router, in_flight: InFlight) -> Self {
         let verify = Endpoints::new(&app.prefix);
         GatehouseProxy {
             app,
             verify,
             portal,
+            in_flight,
         }
     }
 }
 
 /// Per-request state.
-#[derive(Default)]
 pub struct RequestCtx {
     /// The configuration snapshot this request is decided and rewritten with.
     live: Option<Arc<Live>>,
     admission: Option<Admission>,
+    _in_flight: in_flight::InFlightGuard,
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -134,7 +140,11 @@ impl ProxyHttp for GatehouseProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
-        RequestCtx::default()
+        RequestCtx {
+            live: None,
+            admission: None,
+            _in_flight: self.in_flight.enter(),
+        }
     }
 
     /// No downstream modules: Pingora's default adds a (disabled) compression
