@@ -136,19 +136,44 @@ for url in "http://127.0.0.1:$GH/app" "http://127.0.0.1:$FA/app"; do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 401 ] || { echo "bench: $url is open" >&2; exit 1; }
 done
 
-declare -A RPS P50 P99
+# CPU time of each server's processes (utime+stime from /proc, the same
+# quantity as `perf stat -e task-clock`, in clock ticks), for CPU µs per request.
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+GH_PID=${PIDS[3]}
+nginx_pids() { local m; m=$(cat "$1/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$t"; }
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+IDLE_RSS=$(rss_mb "$GH_PID")
+
+declare -A RPS P50 P99 CPU
 SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse")
 URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$FA/app")
 HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION" "$JWT" "$BASIC")
 to_ms() { python3 -c "import sys;v=sys.argv[1];u={'us':0.001,'ms':1,'s':1000};n=v.rstrip('mus');print(float(n)*u[v[len(n):]])" "$1"; }
+# The processes whose CPU a scenario costs (the shared upstream nginx aside).
+measured_pids() { # index
+  case "${SCEN[$1]}" in
+    direct*) nginx_pids "$D/up" ;;
+    "nginx proxy_pass") nginx_pids "$D/px" ;;
+    "nginx auth_request"*) echo "$(nginx_pids "$D/fa") $GH_PID" ;;
+    *) echo "$GH_PID" ;;
+  esac
+}
 run() { # index
-  local out
+  local out pids before after requests
+  pids=$(measured_pids "$1")
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "${HDRS[$1]}" "${URLS[$1]}")
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
   if echo "$out" | grep -q "Non-2xx"; then echo "bench: ${SCEN[$1]} had non-2xx answers:" >&2; echo "$out" >&2; exit 1; fi
   local name=${SCEN[$1]}
   RPS[$name]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
   P50[$name]+="$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')") "
   P99[$name]+="$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')") "
+  CPU[$name]+="$(python3 -c "import sys;print(round((int(sys.argv[2])-int(sys.argv[1]))*int(sys.argv[3])/max(int(sys.argv[4]),1),1))" "$before" "$after" "$TICK_US" "$requests") "
 }
 median() { python3 -c "import sys,statistics;print(statistics.median(float(x) for x in sys.argv[1:]))" $1; }
 
@@ -159,12 +184,13 @@ for r in $(seq "$ROUNDS"); do
   done
   echo "  round $r done"
 done
-printf '\n%-28s %12s %10s %10s   %s\n' scenario "req/s" "p50 ms" "p99 ms" "(all rounds req/s)"
-declare -A MED
+printf '\n%-28s %12s %10s %10s %12s   %s\n' scenario "req/s" "p50 ms" "p99 ms" "CPU us/req" "(all rounds req/s)"
+declare -A MED MEDCPU
 for s in "${SCEN[@]}"; do
   [ -n "${RPS[$s]:-}" ] || continue
   MED[$s]=$(median "${RPS[$s]}")
-  printf '%-28s %12.0f %10.2f %10.2f   %s\n' "$s" "${MED[$s]}" "$(median "${P50[$s]}")" "$(median "${P99[$s]}")" "${RPS[$s]}"
+  MEDCPU[$s]=$(median "${CPU[$s]}")
+  printf '%-28s %12.0f %10.2f %10.2f %12.1f   %s\n' "$s" "${MED[$s]}" "$(median "${P50[$s]}")" "$(median "${P99[$s]}")" "${MEDCPU[$s]}" "${RPS[$s]}"
 done
 
 # a / b, or blank when either was not measured (ONLY).
@@ -172,9 +198,18 @@ ratio() {
   [ -n "${MED[$1]:-}" ] && [ -n "${MED[$2]:-}" ] || return 0
   python3 -c "import sys;print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}x')" "${MED[$1]}" "${MED[$2]}"
 }
+# CPU per request, a / b.
+cpu_ratio() {
+  [ -n "${MEDCPU[$1]:-}" ] && [ -n "${MEDCPU[$2]:-}" ] || return 0
+  python3 -c "import sys;print(f'{float(sys.argv[1])/max(float(sys.argv[2]),0.001):.2f}x')" "${MEDCPU[$1]}" "${MEDCPU[$2]}"
+}
 echo
-echo "ratios                         vs gatehouse public   vs nginx proxy_pass"
+echo "ratios                         vs gatehouse public   vs nginx proxy_pass   CPU/req vs proxy_pass"
 for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse"; do
   [ -n "${MED[$s]:-}" ] || continue
-  printf '%-28s %14s %20s\n' "$s" "$(ratio "$s" "gatehouse public path")" "$(ratio "$s" "nginx proxy_pass")"
+  printf '%-28s %14s %20s %22s\n' "$s" "$(ratio "$s" "gatehouse public path")" "$(ratio "$s" "nginx proxy_pass")" "$(cpu_ratio "$s" "nginx proxy_pass")"
 done
+
+echo
+echo "gatehouse RSS: ${IDLE_RSS} MB at start, $(rss_mb "$GH_PID") MB after the run"
+if [ "${CACHE_RSS:-1}" = 1 ]; then bench/cache_rss.sh "$BIN"; fi
