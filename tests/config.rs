@@ -268,6 +268,44 @@ fn environment_overrides_reach_list_items_the_file_lacks() {
 }
 
 #[test]
+fn a_wrong_public_url_is_one_error() {
+    let (code, err) = check_yaml(
+        "public_url: \"not a url\"\nupstream:\n  url: \"echo:\"\n",
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("error: public_url (line 1): `not a url` is not an http(s) URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 error(s)"),
+        "nothing derived from it:\n{err}"
+    );
+}
+
+#[test]
+fn the_demo_says_its_listen_address_lacks_a_port() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--listen", "localhost"])
+        .current_dir(run_dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "gatehouse: --listen: `localhost` has no port; write host:port, e.g. localhost:8080\n"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(
+        !run_dir.path().join("data").exists(),
+        "nothing is written for a wrong command line"
+    );
+}
+
+#[test]
 fn environment_overrides_and_file_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let hash = hash_password("from-a-file");
