@@ -611,7 +611,8 @@ fn the_demo_hints_work_from_any_directory_and_its_log_has_no_colour_codes() {
     });
     let mut printed = String::new();
     let mut config = None;
-    for line in std::io::BufReader::new(stdout).lines() {
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         printed.push_str(&line);
         printed.push('\n');
@@ -620,6 +621,8 @@ fn the_demo_hints_work_from_any_directory_and_its_log_has_no_colour_codes() {
             break;
         }
     }
+    // Read the rest too: a closed pipe would fail the demo's next line.
+    std::thread::spawn(move || lines.for_each(drop));
     let config = config.unwrap_or_else(|| panic!("no config path in the hints:\n{printed}"));
     assert!(
         std::path::Path::new(&config).is_absolute(),
