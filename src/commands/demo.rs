@@ -9,6 +9,7 @@ use crate::accounts::users::NewAccount;
 use crate::authn::{api_key_hash, generate_api_key};
 use crate::settings::Config;
 use crate::store::Store;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
 const DEMO_YAML: &str = include_str!("../../config/demo.yaml");
@@ -111,8 +112,36 @@ fn config_copy(key_file: &std::path::Path) -> Result<(String, std::path::PathBuf
     Ok((yaml, path))
 }
 
+/// `--listen` read before anything is written: the port is what the printed
+/// URLs use, so it must be there.
+fn listen_address(listen: &str) -> Result<SocketAddr, String> {
+    let example = "write host:port, e.g. localhost:8080";
+    let port = match listen.rsplit_once(':') {
+        None => return Err(format!("--listen: `{listen}` has no port; {example}")),
+        Some((_, port)) => port,
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "--listen: `{listen}` has no port number after its last `:`; {example}"
+        ));
+    }
+    match listen.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => Ok(addr),
+        _ => Err(format!(
+            "--listen: `{listen}` is not a host:port address that resolves; {example} (IPv6: [::1]:8080)"
+        )),
+    }
+}
+
 pub fn run(listen: &str, metrics_listen: Option<&str>) -> ExitCode {
     super::init_logging();
+    let port = match listen_address(listen) {
+        Ok(addr) => addr.port(),
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let copy = two_factor_key_file().and_then(|key_file| config_copy(&key_file));
     let (base, config_path) = match copy {
         Ok(found) => found,
@@ -122,7 +151,6 @@ pub fn run(listen: &str, metrics_listen: Option<&str>) -> ExitCode {
         }
     };
     let key = generate_api_key();
-    let port = listen.rsplit(':').next().unwrap_or("8080");
     let url = format!("http://127.0.0.1:{port}");
     let metrics_listen = match metrics_listen {
         Some(m) => m.to_owned(),
@@ -189,4 +217,20 @@ pub fn run(listen: &str, metrics_listen: Option<&str>) -> ExitCode {
     println!("  browser: {url}/_auth/account           # turn on two-factor authentication (TOTP)");
     println!();
     super::serve(config, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_address;
+
+    #[test]
+    fn listen_needs_a_port() {
+        assert_eq!(
+            listen_address("localhost"),
+            Err("--listen: `localhost` has no port; write host:port, e.g. localhost:8080".into())
+        );
+        assert!(listen_address("localhost:http").is_err_and(|e| e.contains("no port number")));
+        assert!(listen_address("127.0.0.1:0").is_ok());
+        assert!(listen_address("[::1]:8080").is_ok());
+    }
 }

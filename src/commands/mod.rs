@@ -40,7 +40,7 @@ pub enum Command {
         #[arg(short, long, env = "GATEHOUSE_CONFIG")]
         config: PathBuf,
     },
-    /// Validate a configuration file; print every error with its key path and line.
+    /// Validate a configuration file; print every error with its key path and line (or variable).
     CheckConfig {
         #[arg(short, long, env = "GATEHOUSE_CONFIG")]
         config: PathBuf,

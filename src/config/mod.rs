@@ -2,16 +2,22 @@
 //! `*_file` secrets) → raw schema → checked keys, every error with its key
 //! path and line.
 //!
-//! serde rejects unknown keys and wrong types (`raw`); then each section is
-//! checked for meaning, and checking goes on after a problem so the user sees
-//! every error in one run. The sections nobody else owns are checked here
+//! The tree is read into the schema (`raw`) collecting every unknown key and
+//! wrong value (`schema`, in the user's words: `wording`); then each section
+//! is checked for meaning, and checking goes on after a problem so the user
+//! sees every error in one run. Errors on values from the environment name
+//! their variable, and a wrong value is reported once, not again by what is
+//! derived from it (`origin`). The sections nobody else owns are checked here
 //! (`sections`); `settings` compiles the rest with each module's own types,
 //! through the same [`Checker`]. This module imports nothing of the crate.
 
 mod check;
+mod origin;
 pub mod raw;
+mod schema;
 pub mod sections;
 mod source;
+mod wording;
 
 pub use check::{parse_duration, Checker, InvalidDuration};
 pub use sections::{
@@ -19,6 +25,7 @@ pub use sections::{
 };
 pub use source::ENV_PREFIX;
 
+use origin::Origins;
 use serde_norway::Value;
 use source::LineIndex;
 use std::fmt;
@@ -27,8 +34,11 @@ use std::path::Path;
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// Key path (`rules[2].permission`), or `env NAME` for an override.
+    /// Key path (`rules[2].permission`); empty for the file as a whole.
     pub path: String,
+    /// The environment variable the value came from, when it did.
+    pub env: Option<String>,
+    /// The line in the file, when known (never for a variable's value).
     pub line: Option<usize>,
     pub message: String,
 }
@@ -37,26 +47,32 @@ impl ConfigError {
     pub(crate) fn at(path: &str, message: &str) -> Self {
         ConfigError {
             path: path.to_owned(),
+            env: None,
             line: None,
             message: message.to_owned(),
         }
     }
 
     pub(crate) fn env(var: &str, message: &str) -> Self {
-        ConfigError::at(&format!("env {var}"), message)
+        ConfigError {
+            env: Some(var.to_owned()),
+            ..ConfigError::at("", message)
+        }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() {
-            "(top level)"
-        } else {
-            &self.path
-        };
-        match self.line {
-            Some(line) => write!(f, "{path} (line {line}): {}", self.message),
-            None => write!(f, "{path}: {}", self.message),
+        let path = &self.path;
+        match (&self.env, self.line) {
+            (Some(var), _) if path.is_empty() => write!(f, "env {var}: {}", self.message),
+            (Some(var), _) => write!(f, "env {var} ({path}): {}", self.message),
+            (None, _) if path.is_empty() => match self.line {
+                Some(line) => write!(f, "line {line}: {}", self.message),
+                None => write!(f, "{}", self.message),
+            },
+            (None, Some(line)) => write!(f, "{path} (line {line}): {}", self.message),
+            (None, None) => write!(f, "{path}: {}", self.message),
         }
     }
 }
@@ -77,16 +93,19 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// A configuration file read into its raw keys, with the problems found so
-/// far (from environment overrides and secret files).
+/// far (from environment overrides, secret files and the schema).
 pub struct Document {
     raw: raw::RawConfig,
     problems: Problems,
 }
 
-/// Problems found while checking, located by line at the end.
+/// Problems found while checking, located by line (or variable) at the end.
 pub struct Problems {
     errors: Vec<ConfigError>,
+    /// Errors from here on come from checking meaning, after the schema.
+    checked_from: usize,
     lines: LineIndex,
+    origins: Origins,
 }
 
 impl Document {
@@ -102,8 +121,9 @@ impl Document {
     }
 
     /// Read configuration text with the given environment. Fails only when
-    /// the text is not YAML or does not fit the schema; meaning is checked
-    /// later, through [`Problems::checker`].
+    /// the text is not YAML or its schema errors are too many to go on;
+    /// the schema errors found are kept with the raw keys (wrong values left
+    /// out), and meaning is checked later, through [`Problems::checker`].
     pub fn read(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
@@ -112,14 +132,7 @@ impl Document {
         let mut root: Value = match serde_norway::from_str(text) {
             Ok(Value::Null) => Value::Mapping(Default::default()),
             Ok(v) => v,
-            Err(e) => {
-                let line = e.location().map(|l| l.line());
-                return Err(ConfigErrors(vec![ConfigError {
-                    path: String::new(),
-                    line,
-                    message: format!("not valid YAML: {e}"),
-                }]));
-            }
+            Err(e) => return Err(ConfigErrors(vec![wording::yaml_error(text, &e)])),
         };
         if !root.is_mapping() {
             return Err(ConfigErrors(vec![ConfigError::at(
@@ -127,28 +140,23 @@ impl Document {
                 "the file must be a mapping of top-level keys",
             )]));
         }
-        let mut errors = source::apply_env_overrides(&mut root, env);
-        source::resolve_file_secrets(&mut root, "", &mut errors);
-        let rules_shorthand = source::normalize_rules(&mut root);
-        match serde_path_to_error::deserialize(root) {
-            Ok(raw) => Ok(Document {
-                raw,
-                problems: Problems { errors, lines },
-            }),
-            Err(e) => {
-                let mut path = e.path().to_string();
-                if path == "." {
-                    path.clear();
-                }
-                if rules_shorthand {
-                    if let Some(rest) = path.strip_prefix("rules.rules") {
-                        path = format!("rules{rest}");
-                    }
-                }
-                errors.push(ConfigError::at(&path, &e.inner().to_string()));
-                let problems = Problems { errors, lines };
-                Err(problems.located(false))
-            }
+        let mut origins = Origins::default();
+        source::normalize_rules(&mut root);
+        let mut errors = source::apply_env_overrides(&mut root, env, &mut origins);
+        // A whole list of rules may come from the environment.
+        source::normalize_rules(&mut root);
+        source::resolve_file_secrets(&mut root, "", &mut errors, &mut origins);
+        let (raw, schema_errors) = schema::read(root, &mut origins);
+        errors.extend(schema_errors);
+        let problems = Problems {
+            checked_from: errors.len(),
+            errors,
+            lines,
+            origins,
+        };
+        match raw {
+            Some(raw) => Ok(Document { raw, problems }),
+            None => Err(problems.located()),
         }
     }
 
@@ -167,28 +175,49 @@ impl Problems {
     /// The checked value if nothing was wrong, else every problem, in file
     /// order.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, ConfigErrors> {
+        let errors = self.located();
         match value {
-            Some(value) if self.errors.is_empty() => Ok(value),
-            _ => Err(self.located(true)),
+            Some(value) if errors.0.is_empty() => Ok(value),
+            _ if errors.0.is_empty() => Err(ConfigErrors(vec![ConfigError::at(
+                "",
+                "the configuration is incomplete",
+            )])),
+            _ => Err(errors),
         }
     }
 
-    /// Every problem with its line; `in_file_order` sorts them by it.
-    fn located(self, in_file_order: bool) -> ConfigErrors {
-        let lines = self.lines;
-        let mut errors: Vec<ConfigError> = self
-            .errors
-            .into_iter()
-            .map(|mut e| {
-                if e.line.is_none() && !e.path.starts_with("env ") {
-                    e.line = lines.line_of(&e.path);
-                }
-                e
-            })
-            .collect();
-        if in_file_order {
-            errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+    /// Every problem once, in file order, each with its line or the
+    /// variable its value came from. A check's error about a value that
+    /// stands in for a wrong one repeats that value's error and is left out.
+    fn located(self) -> ConfigErrors {
+        let Problems {
+            errors,
+            checked_from,
+            lines,
+            origins,
+        } = self;
+        let mut out: Vec<ConfigError> = Vec::new();
+        for (i, mut e) in errors.into_iter().enumerate() {
+            if i >= checked_from && origins.repeats_stand_in(&e.path) {
+                continue;
+            }
+            if e.env.is_none() {
+                e.env = origins.env_var(&e.path).map(str::to_owned);
+            }
+            if e.env.is_none() && e.line.is_none() && !e.path.is_empty() {
+                let in_long_form = e
+                    .path
+                    .strip_prefix("rules[")
+                    .map(|rest| format!("rules.rules[{rest}"));
+                let file_key = origins.file_key(&e.path);
+                let spellings = [Some(&e.path), in_long_form.as_ref(), file_key.as_ref()];
+                e.line = lines.line_of_any(spellings.into_iter().flatten().map(String::as_str));
+            }
+            if !out.contains(&e) {
+                out.push(e);
+            }
         }
-        ConfigErrors(errors)
+        out.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        ConfigErrors(out)
     }
 }

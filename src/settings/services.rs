@@ -186,13 +186,19 @@ pub(super) fn tokens(
     raw: raw::RawTokens,
     public_url: Option<&Url>,
 ) -> TokenSettings {
-    let default_issuer = public_url.map_or(String::new(), |u| {
-        u.as_str().trim_end_matches('/').to_owned()
-    });
-    let issuer = raw.issuer.unwrap_or(default_issuer);
-    if issuer.is_empty() {
-        c.err("tokens.issuer", "must not be empty");
-    }
+    // Without a `public_url` (reported there), the default issuer is unknown
+    // and the configuration fails anyway: not a second error.
+    let issuer = match raw.issuer {
+        Some(issuer) => {
+            if issuer.is_empty() {
+                c.err("tokens.issuer", "must not be empty");
+            }
+            issuer
+        }
+        None => public_url.map_or(String::new(), |u| {
+            u.as_str().trim_end_matches('/').to_owned()
+        }),
+    };
     let audience = raw.audience.unwrap_or_else(|| issuer.clone());
     let ttl = c.duration(
         "tokens.ttl",
@@ -271,7 +277,7 @@ pub(super) fn trusted_issuers(
                 None
             }
         });
-        if t.jwks_url.is_none() && Url::parse(&t.issuer).is_err() {
+        if t.jwks_url.is_none() && !t.issuer.is_empty() && Url::parse(&t.issuer).is_err() {
             c.err(
                 &at("jwks_url"),
                 "is required when `issuer` is not a URL to discover it from",
@@ -349,15 +355,27 @@ pub(super) fn two_factor(
 ) -> TwoFactorSettings {
     let d = TwoFactorSettings::default();
     // Apps split the label on `:`; a title borrowed as issuer loses them.
-    let issuer = raw
-        .issuer
-        .unwrap_or_else(|| title.replace(':', "").trim().to_owned());
-    if issuer.is_empty() || issuer.contains(':') {
-        c.err(
-            "two_factor.issuer",
-            "must be a non-empty name without `:` (authenticator apps split on it)",
-        );
-    }
+    let issuer = match raw.issuer {
+        Some(issuer) => {
+            if issuer.is_empty() || issuer.contains(':') {
+                c.err(
+                    "two_factor.issuer",
+                    "must be a non-empty name without `:` (authenticator apps split on it)",
+                );
+            }
+            issuer
+        }
+        None => {
+            let borrowed = title.replace(':', "").trim().to_owned();
+            if borrowed.is_empty() {
+                c.err(
+                    "portal.title",
+                    "must name the site (authenticator apps show it, unless `two_factor.issuer` is set)",
+                );
+            }
+            borrowed
+        }
+    };
     let mut long_enough = |key: &str, value: Option<&str>| match value {
         Some(k) if k.chars().count() < MIN_KEY_CHARS => {
             c.err(
@@ -394,7 +412,8 @@ pub(super) fn two_factor(
         }
         required.insert(role);
     }
-    if !required.is_empty() && cipher.is_none() {
+    // A key too short is reported at the key, not here again.
+    if !required.is_empty() && key.is_none() {
         c.err(
             "two_factor.required_for_roles",
             "needs `two_factor.encryption_key` (or `encryption_key_file`): without it nobody can enrol",
