@@ -366,3 +366,72 @@ fn administration_in_chromium() {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }
 }
+
+#[test]
+fn error_pages_in_chromium_at_desktop_and_phone_widths() {
+    let Some(chromium) = chromium_or_skip("error_pages_in_chromium_at_desktop_and_phone_widths")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("errors.db").display());
+    // An administrator first (the first user would become one), then amy.
+    add_store_user(
+        &store,
+        dir.path(),
+        "root",
+        "the admin's password",
+        &["--role", "admin"],
+    );
+    add_store_user(&store, dir.path(), "amy", "amy's password", &[]);
+    // The app is a port nobody listens on, so allowed requests get a 502.
+    // The logo is the favicon, as the one image that is surely there.
+    let dead = free_port();
+    let yaml = store_yaml(
+        &store,
+        "portal:\n  title: \"Acme\"\n  accent_color: \"#0a7d5a\"\n  logo_url: \"/_auth/favicon.svg\"\nregulation:\n  max_retries: 2\n  ban_time: 15m\nrules:\n  - path: /admin/**\n    permission: \"admin:access\"\n",
+    )
+    .replace("url: \"echo:\"", &format!("url: \"http://127.0.0.1:{dead}\""));
+    let g = Gatehouse::start(&yaml);
+    // Banned before the browser comes: two wrong passwords for `mallory`.
+    for attempt in 0..2 {
+        let r = client()
+            .get(g.url("/app"))
+            .basic_auth("mallory", Some(format!("wrong-{attempt}")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shots = root.join("target/screenshots");
+    let names: Vec<String> = ["403", "429", "502", "400", "404", "setup"]
+        .iter()
+        .flat_map(|which| ["desktop", "phone"].map(|w| format!("error-{which}-{w}.png")))
+        .collect();
+    // Left by an earlier run: each must be taken again.
+    for shot in &names {
+        let _ = std::fs::remove_file(shots.join(shot));
+    }
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/errors.mjs"))
+        .env("GATEHOUSE_URL", g.url(""))
+        .env("USER_NAME", "amy")
+        .env("USER_PASSWORD", "amy's password")
+        .env("BANNED_USER", "mallory")
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (install nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("browser test passed"), "{stdout}");
+    for shot in &names {
+        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+    }
+}
