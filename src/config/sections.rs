@@ -223,32 +223,43 @@ pub fn portal(c: &mut Checker, raw: raw::RawPortal) -> PortalSettings {
     if !ok {
         c.err("portal.prefix", format!("`{prefix}` must look like `/_auth`: a leading `/`, no trailing `/`, letters, digits, `_-./`"));
     }
-    let logo_url = raw.logo_url.filter(|u| {
-        let ok = is_logo_url(u);
-        if !ok {
-            c.err(
-                "portal.logo_url",
-                format!("`{u}` must be an `https://` URL or a path starting with `/`"),
-            );
-        }
-        ok
-    });
-    let accent_color = raw.accent_color.filter(|a| {
-        let ok = is_hex_color(a);
-        if !ok {
-            c.err(
-                "portal.accent_color",
-                format!("`{a}` must be a colour written `#rgb` or `#rrggbb` (like `#4a5afc`)"),
-            );
-        }
-        ok
-    });
+    let logo_url = kept_if(
+        c,
+        "portal.logo_url",
+        raw.logo_url,
+        is_logo_url,
+        "an `https://` URL or a path starting with `/`",
+    );
+    let accent_color = kept_if(
+        c,
+        "portal.accent_color",
+        raw.accent_color,
+        is_hex_color,
+        "a colour written `#rgb` or `#rrggbb` (like `#4a5afc`)",
+    );
     PortalSettings {
         prefix,
         title: raw.title.unwrap_or_else(|| "Gatehouse".into()),
         password_login: raw.password_login.unwrap_or(true),
         logo_url,
         accent_color: accent_color.map(|a| a.to_ascii_lowercase()),
+    }
+}
+
+/// `value` when `ok` holds for it; else reported at `path` as not `what`.
+fn kept_if(
+    c: &mut Checker,
+    path: &str,
+    value: Option<String>,
+    ok: fn(&str) -> bool,
+    what: &str,
+) -> Option<String> {
+    let value = value?;
+    if ok(&value) {
+        Some(value)
+    } else {
+        c.err(path, format!("`{value}` must be {what}"));
+        None
     }
 }
 

@@ -13,36 +13,28 @@ const LIGHT_TEXT: &str = "#ffffff";
 /// Text on buttons drawn in a light accent.
 const DARK_TEXT: &str = "#1d2330";
 
+/// `(name, source)` of each file named, from `templates/`.
+macro_rules! compiled_in {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
+    };
+}
+
 /// Every template of the pages.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("base.html", include_str!("../../templates/base.html")),
-    ("error.html", include_str!("../../templates/error.html")),
-    ("login.html", include_str!("../../templates/login.html")),
-    ("logout.html", include_str!("../../templates/logout.html")),
-    ("setup.html", include_str!("../../templates/setup.html")),
-    (
-        "two_factor.html",
-        include_str!("../../templates/two_factor.html"),
-    ),
-    (
-        "recovery_codes.html",
-        include_str!("../../templates/recovery_codes.html"),
-    ),
-    ("account.html", include_str!("../../templates/account.html")),
-    (
-        "register.html",
-        include_str!("../../templates/register.html"),
-    ),
-    ("reset.html", include_str!("../../templates/reset.html")),
-    ("message.html", include_str!("../../templates/message.html")),
-    (
-        "admin_users.html",
-        include_str!("../../templates/admin_users.html"),
-    ),
-    (
-        "admin_user.html",
-        include_str!("../../templates/admin_user.html"),
-    ),
+const TEMPLATES: &[(&str, &str)] = compiled_in![
+    "base.html",
+    "error.html",
+    "login.html",
+    "logout.html",
+    "setup.html",
+    "two_factor.html",
+    "recovery_codes.html",
+    "account.html",
+    "register.html",
+    "reset.html",
+    "message.html",
+    "admin_users.html",
+    "admin_user.html",
 ];
 
 /// The templates, with `title`, `css`, `accent`, `on_accent`, `logo_url`
