@@ -87,6 +87,11 @@ fn page(r: reqwest::blocking::Response) -> (u16, String) {
     (status, decoded(&r.text().unwrap()))
 }
 
+/// The page a browser signed in as alice (with Basic) gets at `path`.
+fn alices_page(path: &str) -> (u16, String) {
+    page(get(path, &[("accept", HTML), ("authorization", &alice())]))
+}
+
 /// The `href` of the link labelled `label`, if the page has one.
 fn link(html: &str, label: &str) -> Option<String> {
     let end = html.find(&format!("\">{label}</a>"))?;
@@ -114,10 +119,7 @@ fn json(r: reqwest::blocking::Response) -> serde_json::Value {
 #[test]
 fn forbidden_page_says_who_is_signed_in_and_how_to_switch() {
     let g = server();
-    let (status, html) = page(get(
-        "/admin/report?x=1",
-        &[("accept", HTML), ("authorization", &alice())],
-    ));
+    let (status, html) = alices_page("/admin/report?x=1");
     assert_eq!(status, 403);
     assert!(
         html.contains("<h1>You don't have access to this page</h1>"),
@@ -158,10 +160,7 @@ fn forbidden_page_says_who_is_signed_in_and_how_to_switch() {
 
 #[test]
 fn a_closed_page_says_so_without_offering_to_switch() {
-    let (status, html) = page(get(
-        "/closed/x",
-        &[("accept", HTML), ("authorization", &alice())],
-    ));
+    let (status, html) = alices_page("/closed/x");
     assert_eq!(status, 403);
     assert!(html.contains("<h1>This page is closed</h1>"), "{html}");
     assert!(link(&html, "Sign in as someone else").is_none(), "{html}");
@@ -216,10 +215,7 @@ fn ban_page_says_when_to_try_again_in_minutes() {
 #[test]
 fn upstream_down_page_offers_to_try_again() {
     let g = server();
-    let (status, html) = page(get(
-        "/app/page?x=1",
-        &[("accept", HTML), ("authorization", &alice())],
-    ));
+    let (status, html) = alices_page("/app/page?x=1");
     assert_eq!(status, 502);
     assert!(
         lead(&html).starts_with("The application behind this page isn't answering."),
@@ -367,10 +363,7 @@ fn favicon_is_served_and_every_page_links_it() {
     );
     let (_, login) = page(get("/_auth/login", &[("accept", HTML)]));
     assert!(login.contains(&icon), "{login}");
-    let (_, forbidden) = page(get(
-        "/admin/x",
-        &[("accept", HTML), ("authorization", &alice())],
-    ));
+    let (_, forbidden) = alices_page("/admin/x");
     assert!(forbidden.contains(&icon), "{forbidden}");
 }
 

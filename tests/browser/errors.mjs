@@ -10,40 +10,15 @@
 // Run by tests/browser.rs, which starts Gatehouse (its app down, the name
 // in $BANNED_USER already banned) and passes:
 //   GATEHOUSE_URL, USER_NAME, USER_PASSWORD, BANNED_USER, SCREENSHOTS, CHROMIUM
-import { chromium } from 'playwright-core';
-import { mkdirSync, rmSync } from 'node:fs';
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`errors.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return value;
-}
+import { bodyText, browserTest, check, env, screenshots, submit } from './common.mjs';
 
 const base = env('GATEHOUSE_URL');
-const shots = env('SCREENSHOTS');
 const user = env('USER_NAME');
 const password = env('USER_PASSWORD');
 const banned = env('BANNED_USER');
-mkdirSync(shots, { recursive: true });
-const failureShot = `${shots}/errors-failure.png`;
-rmSync(failureShot, { force: true });
+const { shots, failureShot } = screenshots('errors-failure.png');
 
 const WIDTHS = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
-
-function check(condition, what, detail) {
-  if (!condition) throw new Error(`expected: ${what}${detail === undefined ? '' : `\n  got: ${detail}`}`);
-  console.log(`ok: ${what}`);
-}
-
-const bodyText = async (page) => (await page.locator('body').innerText()).slice(0, 1200);
-
-async function submit(page, selector) {
-  const [response] = await Promise.all([page.waitForNavigation(), page.click(selector)]);
-  return response;
-}
 
 // Open `path` at both widths: the status, the heading, the way out (a link
 // with this label, visible), no sideways scrolling on the phone; one
@@ -68,15 +43,11 @@ async function visit(page, which, path, status, wayOut) {
   return page;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-let page;
-try {
+await browserTest(failureShot, async (browser, shown) => {
+  let page;
   // Nobody signed in: 404 under the prefix, setup closed, 400.
   const stranger = await browser.newContext();
-  page = await stranger.newPage();
+  page = shown(await stranger.newPage());
   await visit(page, '404', '/_auth/no-such-page', 404, 'Sign in');
   await visit(page, 'setup', '/_auth/setup', 403, 'Sign in');
   await visit(page, '400', '/files/%00', 400, 'Go to the home page');
@@ -84,13 +55,13 @@ try {
   // A banned name, sent with Basic: 429 in minutes.
   const basic = Buffer.from(`${banned}:not-the-password`).toString('base64');
   const bannedContext = await browser.newContext({ extraHTTPHeaders: { authorization: `Basic ${basic}` } });
-  page = await bannedContext.newPage();
+  page = shown(await bannedContext.newPage());
   await visit(page, '429', '/app', 429, 'Reset your password');
   check(/Try again in \d+ minutes?\./.test(await bodyText(page)), 'the 429 page says when, in minutes', await bodyText(page));
 
   // Signed in without the permission: 403 names the user; the app is down: 502.
   const signedIn = await browser.newContext();
-  page = await signedIn.newPage();
+  page = shown(await signedIn.newPage());
   await page.goto(`${base}/admin/tools`);
   check(page.url().includes('/_auth/login?rd='), 'a stranger is sent to sign in', page.url());
   await page.fill('#username', user);
@@ -110,12 +81,4 @@ try {
     'then to sign in, to come back to the page', page.url());
   const me = await page.request.get(`${base}/_auth/api/me`);
   check(me.status() === 401, 'and the session has ended', me.status());
-
-  console.log('browser test passed');
-} catch (e) {
-  if (page) await page.screenshot({ path: failureShot, fullPage: true }).catch(() => {});
-  console.error(e);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});
