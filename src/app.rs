@@ -148,7 +148,8 @@ impl App {
             }
         };
         let public = config.public_url.as_str().trim_end_matches('/').to_owned();
-        let responder = Responder::new(&config.portal.title, &public, &config.portal.prefix);
+        let responder =
+            Responder::new(&config.portal, &public).map_err(|e| format!("page templates: {e}"))?;
         let shared = Shared {
             authn: AuthnServices {
                 metrics: metrics.clone(),

@@ -329,7 +329,9 @@ pub async fn answer(
             if let VerifyError::Untrusted(_) = e {
                 tracing::warn!(error = %e, "forward-auth request refused");
             }
-            let mut reply = app.responder.json(e.status(), e.code(), &e.to_string());
+            let mut reply =
+                app.responder
+                    .error(e.status(), e.code(), &e.to_string(), wants_html(headers));
             if e == VerifyError::Method {
                 reply
                     .headers

@@ -12,7 +12,7 @@ use crate::authn::{Authenticator, AuthnError, CacheOutcome};
 use crate::credentials::{self, Credential, CredentialError, CredentialSource};
 use crate::identity::{AuthMethod, Identity};
 use crate::metrics::{DecisionLabel, Metrics, SignInChannel};
-use crate::policy::{Policy, Verdict};
+use crate::policy::{Access, Policy, Verdict};
 use crate::regulation::{Banned, Regulator};
 use crate::request::{AlsoRead, ReadError, ReadSettings, RequestReading};
 use http::{HeaderMap, Method};
@@ -53,8 +53,13 @@ pub enum Denial {
     Malformed(CredentialError),
     /// Nobody known is asking (401 / login redirect).
     Unauthenticated(Unauthenticated),
-    /// Known (or not), but not permitted (403).
-    Forbidden { rule: String, requirement: String },
+    /// Known (or not), but not permitted (403): what the rule asks for, and
+    /// whom the credential named, as a page may show them.
+    Forbidden {
+        rule: String,
+        access: Access,
+        who: Option<String>,
+    },
     /// Too many failed sign-ins by this user or address (429).
     TooManyAttempts(Banned),
 }
@@ -214,7 +219,8 @@ impl Gate {
             Verdict::Unauthenticated => Err(Denial::Unauthenticated(Unauthenticated::Missing)),
             Verdict::Forbidden => Err(Denial::Forbidden {
                 rule: decision.rule.name(),
-                requirement: decision.rule.access.to_string(),
+                access: decision.rule.access.clone(),
+                who: found.as_ref().map(|(id, _)| id.shown_as()),
             }),
         }
     }

@@ -112,6 +112,17 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 impl Identity {
+    /// How pages name whoever this is: "Alice Example (alice)", or the user
+    /// name alone when there is no other name.
+    pub fn shown_as(&self) -> String {
+        match self.name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() && name != self.subject => {
+                format!("{name} ({})", self.subject)
+            }
+            _ => self.subject.clone(),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         subject: String,

@@ -209,7 +209,6 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
         redirect: app.redirect.clone(),
         responder: app.responder.clone(),
         store: Some(store.clone()),
-        templates: portal::templates().map_err(|e| format!("page templates: {e}"))?,
         metrics: metrics.clone(),
         mail: Arc::new(mail_templates),
         audit: audit.clone(),

@@ -28,6 +28,64 @@ fn chromium_or_skip(test: &str) -> Option<String> {
     Some(chromium)
 }
 
+/// Where the scripts put their screenshots.
+fn screenshots() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+/// Runs `tests/browser/<script>` in node with `env` plus `SCREENSHOTS` and
+/// `CHROMIUM`, prints what it said, and fails the test unless it exited well
+/// and printed `passed` (`context` adds what else to show then, such as a
+/// provider's log).
+fn run_script(
+    script: &str,
+    chromium: &str,
+    env: &[(&str, &str)],
+    passed: &str,
+    context: impl Fn() -> String,
+) {
+    let out = Command::new("node")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/browser")
+                .join(script),
+        )
+        .envs(env.iter().copied())
+        .env("SCREENSHOTS", screenshots())
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("node runs (install nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}{}",
+        context()
+    );
+    assert!(stdout.contains(passed), "{stdout}");
+}
+
+/// [`run_script`] for a script that ends with `browser test passed`, and
+/// must have taken every screenshot in `shots` (removed first, so none is
+/// left over from an earlier run).
+fn run_browser_script(
+    script: &str,
+    chromium: &str,
+    env: &[(&str, &str)],
+    shots: &[&str],
+    context: impl Fn() -> String,
+) {
+    let dir = screenshots();
+    for shot in shots {
+        let _ = std::fs::remove_file(dir.join(shot));
+    }
+    run_script(script, chromium, env, "browser test passed", context);
+    for shot in shots {
+        assert!(dir.join(shot).is_file(), "screenshot {shot}");
+    }
+}
+
 #[test]
 fn two_factor_enrolment_and_sign_in_in_chromium() {
     let Some(chromium) = chromium_or_skip("two_factor_enrolment_and_sign_in_in_chromium") else {
@@ -41,29 +99,17 @@ fn two_factor_enrolment_and_sign_in_in_chromium() {
     );
     add_store_user(&store, dir.path(), "alice", "correct horse battery", &[]);
     let g = Gatehouse::start(&yaml);
-
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shots = root.join("target/screenshots");
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/two_factor.mjs"))
-        .env("GATEHOUSE_URL", g.url(""))
-        .env("GATEHOUSE_USER", "alice")
-        .env("GATEHOUSE_PASSWORD", "correct horse battery")
-        .env("SCREENSHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (install nodejs)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
+    run_browser_script(
+        "two_factor.mjs",
+        &chromium,
+        &[
+            ("GATEHOUSE_URL", g.url("").as_str()),
+            ("GATEHOUSE_USER", "alice"),
+            ("GATEHOUSE_PASSWORD", "correct horse battery"),
+        ],
+        &["login.png", "two-factor.png", "account-enrol.png"],
+        String::new,
     );
-    assert!(stdout.contains("browser test passed"), "{stdout}");
-    for shot in ["login.png", "two-factor.png", "account-enrol.png"] {
-        assert!(shots.join(shot).is_file(), "screenshot {shot}");
-    }
 }
 
 /// One `oidc:` provider entry: `display_name` as the sign-in button shows it.
@@ -130,37 +176,29 @@ fn single_sign_on_in_chromium() {
         yaml.push_str(&sso_provider_yaml(id, display, &op.issuer(), &secret));
     }
     let g = Gatehouse::start_on(port, &yaml, &[]);
-
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shots = root.join("target/screenshots");
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/sso.mjs"))
-        .env("GATEHOUSE_URL", g.url(""))
-        .env("CORP_ISSUER", corp.issuer())
-        .env("PARTNER_ISSUER", partner.issuer())
-        .env("SCREENSHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (install nodejs)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}\ncorp provider log:\n{}\npartner provider log:\n{}",
-        corp.log(),
-        partner.log()
+    run_browser_script(
+        "sso.mjs",
+        &chromium,
+        &[
+            ("GATEHOUSE_URL", g.url("").as_str()),
+            ("CORP_ISSUER", corp.issuer().as_str()),
+            ("PARTNER_ISSUER", partner.issuer().as_str()),
+        ],
+        &[
+            "sso-login.png",
+            "sso-provider-login.png",
+            "sso-provider-consent.png",
+            "sso-app.png",
+            "sso-me.png",
+        ],
+        || {
+            format!(
+                "\ncorp provider log:\n{}\npartner provider log:\n{}",
+                corp.log(),
+                partner.log()
+            )
+        },
     );
-    assert!(stdout.contains("browser test passed"), "{stdout}");
-    for shot in [
-        "sso-login.png",
-        "sso-provider-login.png",
-        "sso-provider-consent.png",
-        "sso-app.png",
-        "sso-me.png",
-    ] {
-        assert!(shots.join(shot).is_file(), "screenshot {shot}");
-    }
 }
 
 // Self-service accounts read their mail from a real SMTP server (aiosmtpd,
@@ -233,8 +271,7 @@ fn self_service_accounts_in_chromium() {
 
     let (user, email) = ("nora", "nora@acme.test");
     let (password, new_password) = ("nora's first password", "nora's second password");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shots = root.join("target/screenshots");
+    let shots = screenshots();
     let state = dir.path().join("session-state.json");
     let shot_names = [
         "accounts-register.png",
@@ -253,33 +290,27 @@ fn self_service_accounts_in_chromium() {
         let _ = std::fs::remove_file(shots.join(shot));
     }
     // One browser run per phase; the mail in between is read here.
+    let url = g.url("");
+    let state_path = state.display().to_string();
     let phase = |phase: &str, link: Option<&str>| {
-        let mut cmd = Command::new("node");
-        cmd.arg(root.join("tests/browser/accounts.mjs"))
-            .env("PHASE", phase)
-            .env("GATEHOUSE_URL", g.url(""))
-            .env("ACCOUNT_USER", user)
-            .env("ACCOUNT_EMAIL", email)
-            .env("ACCOUNT_PASSWORD", password)
-            .env("NEW_PASSWORD", new_password)
-            .env("STATE", &state)
-            .env("SCREENSHOTS", &shots)
-            .env("CHROMIUM", &chromium);
+        let mut env = vec![
+            ("PHASE", phase),
+            ("GATEHOUSE_URL", url.as_str()),
+            ("ACCOUNT_USER", user),
+            ("ACCOUNT_EMAIL", email),
+            ("ACCOUNT_PASSWORD", password),
+            ("NEW_PASSWORD", new_password),
+            ("STATE", state_path.as_str()),
+        ];
         if let Some(link) = link {
-            cmd.env("LINK", link);
+            env.push(("LINK", link));
         }
-        let out = cmd.output().expect("node runs (install nodejs)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        println!("{stdout}");
-        assert!(
-            out.status.success(),
-            "browser phase {phase} failed:\n{stdout}\n{stderr}\nmails: {:?}",
-            sink.mails()
-        );
-        assert!(
-            stdout.contains(&format!("browser phase {phase} passed")),
-            "{stdout}"
+        run_script(
+            "accounts.mjs",
+            &chromium,
+            &env,
+            &format!("browser phase {phase} passed"),
+            || format!("\nmails: {:?}", sink.mails()),
         );
     };
     let login_status = |name: &str, pw: &str| {
@@ -324,45 +355,84 @@ fn self_service_accounts_in_chromium() {
     }
 }
 
+/// A store in `dir` with an administrator, `root` ("the admin's password"),
+/// created first (the first user would become one), and `amy` ("amy's
+/// password") of role `user`; its URL.
+fn root_and_amy(dir: &Path) -> String {
+    let store = format!("sqlite://{}", dir.join("gatehouse.db").display());
+    add_store_user(
+        &store,
+        dir,
+        "root",
+        "the admin's password",
+        &["--role", "admin"],
+    );
+    add_store_user(&store, dir, "amy", "amy's password", &[]);
+    store
+}
+
 #[test]
 fn administration_in_chromium() {
     let Some(chromium) = chromium_or_skip("administration_in_chromium") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = format!("sqlite://{}", dir.path().join("admin.db").display());
-    add_store_user(
-        &store,
-        dir.path(),
-        "root",
-        "the admin's password",
-        &["--role", "admin"],
-    );
-    add_store_user(&store, dir.path(), "amy", "amy's password", &[]);
+    let store = root_and_amy(dir.path());
     let g = Gatehouse::start(&store_yaml(&store, "portal:\n  title: \"Acme\"\n"));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shots = root.join("target/screenshots");
-    for shot in ["admin-users.png", "admin-user-edit.png"] {
-        let _ = std::fs::remove_file(shots.join(shot));
-    }
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/admin.mjs"))
-        .env("GATEHOUSE_URL", g.url(""))
-        .env("ADMIN_USER", "root")
-        .env("ADMIN_PASSWORD", "the admin's password")
-        .env("SCREENSHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (install nodejs)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
+    run_browser_script(
+        "admin.mjs",
+        &chromium,
+        &[
+            ("GATEHOUSE_URL", g.url("").as_str()),
+            ("ADMIN_USER", "root"),
+            ("ADMIN_PASSWORD", "the admin's password"),
+        ],
+        &["admin-users.png", "admin-user-edit.png"],
+        String::new,
     );
-    assert!(stdout.contains("browser test passed"), "{stdout}");
-    for shot in ["admin-users.png", "admin-user-edit.png"] {
-        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+}
+
+#[test]
+fn error_pages_in_chromium_at_desktop_and_phone_widths() {
+    let Some(chromium) = chromium_or_skip("error_pages_in_chromium_at_desktop_and_phone_widths")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = root_and_amy(dir.path());
+    // The app is a port nobody listens on, so allowed requests get a 502.
+    // The logo is the favicon, as the one image that is surely there.
+    let dead = free_port();
+    let yaml = store_yaml(
+        &store,
+        "portal:\n  title: \"Acme\"\n  accent_color: \"#0a7d5a\"\n  logo_url: \"/_auth/favicon.svg\"\nregulation:\n  max_retries: 2\n  ban_time: 15m\nrules:\n  - path: /admin/**\n    permission: \"admin:access\"\n",
+    )
+    .replace("url: \"echo:\"", &format!("url: \"http://127.0.0.1:{dead}\""));
+    let g = Gatehouse::start(&yaml);
+    // Banned before the browser comes: two wrong passwords for `mallory`.
+    for attempt in 0..2 {
+        let r = client()
+            .get(g.url("/app"))
+            .basic_auth("mallory", Some(format!("wrong-{attempt}")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
     }
+
+    let names: Vec<String> = ["403", "429", "502", "400", "404", "setup"]
+        .iter()
+        .flat_map(|which| ["desktop", "phone"].map(|w| format!("error-{which}-{w}.png")))
+        .collect();
+    run_browser_script(
+        "errors.mjs",
+        &chromium,
+        &[
+            ("GATEHOUSE_URL", g.url("").as_str()),
+            ("USER_NAME", "amy"),
+            ("USER_PASSWORD", "amy's password"),
+            ("BANNED_USER", "mallory"),
+        ],
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+        String::new,
+    );
 }

@@ -99,7 +99,11 @@ fn a_banned_user_gets_429_even_with_the_right_password() {
         .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
-    assert!(r.text().unwrap().contains("Too many failed attempts"));
+    let page = r.text().unwrap();
+    assert!(
+        page.contains("Too many failed sign-in attempts. Try again in 10 minutes."),
+        "{page}"
+    );
 
     // Others are unaffected.
     assert_eq!(api_login(&g, "ben", "ben-password").status(), 200);

@@ -170,6 +170,11 @@ pub struct RawPortal {
     pub title: Option<String>,
     /// Show the name-and-password form on the sign-in page (default true).
     pub password_login: Option<bool>,
+    /// An image shown above the title on every page: an `https://` URL or a
+    /// path on the page's own host starting with `/` (default: none).
+    pub logo_url: Option<String>,
+    /// The colour of buttons and links: `#rgb` or `#rrggbb` (default `#4a5afc`).
+    pub accent_color: Option<String>,
 }
 
 /// `rules:` after normalisation (a plain list becomes `{rules: list}`).

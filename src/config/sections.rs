@@ -54,6 +54,10 @@ pub struct PortalSettings {
     pub title: String,
     /// The sign-in page shows the name-and-password form.
     pub password_login: bool,
+    /// An `https://` URL or a `/path`, shown above the title.
+    pub logo_url: Option<String>,
+    /// `#rgb` or `#rrggbb`, lower-cased: buttons and links.
+    pub accent_color: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,11 +223,67 @@ pub fn portal(c: &mut Checker, raw: raw::RawPortal) -> PortalSettings {
     if !ok {
         c.err("portal.prefix", format!("`{prefix}` must look like `/_auth`: a leading `/`, no trailing `/`, letters, digits, `_-./`"));
     }
+    let logo_url = kept_if(
+        c,
+        "portal.logo_url",
+        raw.logo_url,
+        is_logo_url,
+        "an `https://` URL or a path starting with `/`",
+    );
+    let accent_color = kept_if(
+        c,
+        "portal.accent_color",
+        raw.accent_color,
+        is_hex_color,
+        "a colour written `#rgb` or `#rrggbb` (like `#4a5afc`)",
+    );
     PortalSettings {
         prefix,
         title: raw.title.unwrap_or_else(|| "Gatehouse".into()),
         password_login: raw.password_login.unwrap_or(true),
+        logo_url,
+        accent_color: accent_color.map(|a| a.to_ascii_lowercase()),
     }
+}
+
+/// `value` when `ok` holds for it; else reported at `path` as not `what`.
+fn kept_if(
+    c: &mut Checker,
+    path: &str,
+    value: Option<String>,
+    ok: fn(&str) -> bool,
+    what: &str,
+) -> Option<String> {
+    let value = value?;
+    if ok(&value) {
+        Some(value)
+    } else {
+        c.err(path, format!("`{value}` must be {what}"));
+        None
+    }
+}
+
+/// An `https://` URL with a host, or a path on the page's host (`/…`, not
+/// `//…` or `/\…`, which browsers read as another host). Nothing that could
+/// leave the `src` attribute or run script.
+fn is_logo_url(u: &str) -> bool {
+    let plain = !u.is_empty()
+        && u.chars().all(|c| {
+            !c.is_control() && !c.is_whitespace() && !matches!(c, '"' | '\'' | '<' | '>' | '\\')
+        });
+    if !plain {
+        return false;
+    }
+    if let Some(rest) = u.strip_prefix('/') {
+        return !rest.starts_with('/');
+    }
+    Url::parse(u).is_ok_and(|url| url.scheme() == "https" && url.host().is_some())
+}
+
+/// `#rgb` or `#rrggbb`: it goes into the pages' CSS as is.
+fn is_hex_color(a: &str) -> bool {
+    a.strip_prefix('#')
+        .is_some_and(|hex| matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `store.url`, defaulting to the embedded SQLite file.
@@ -252,4 +312,39 @@ pub fn cache(c: &mut Checker, raw: raw::RawCache) -> CacheSettings {
         c.err("cache.max_entries", "must be at least 1");
     }
     cache
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logo_urls() {
+        for ok in ["https://cdn.example.com/logo.svg", "/static/logo.png"] {
+            assert!(is_logo_url(ok), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "http://example.com/logo.png",
+            "data:image/svg+xml,<svg/>",
+            "//evil.example/logo.png",
+            "/\\evil.example/logo.png",
+            "logo.png",
+            "/a b.png",
+            "/a\".png",
+            "",
+        ] {
+            assert!(!is_logo_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn accent_colours() {
+        for ok in ["#4a5afc", "#FFF", "#000000"] {
+            assert!(is_hex_color(ok), "{ok}");
+        }
+        for bad in ["4a5afc", "#4a5afcz", "#12345", "red", "#fff;}body{x", ""] {
+            assert!(!is_hex_color(bad), "{bad}");
+        }
+    }
 }

@@ -1,10 +1,15 @@
 //! The pages' answers: rendered templates, `303 See Other` with cookies,
-//! ban notices with `Retry-After`, the CSRF refusal page.
+//! ban notices with `Retry-After`, the CSRF refusal page; and the layer that
+//! gives a browser a page, not JSON, for every error under the prefix.
 
 use crate::portal::PortalState;
+use crate::respond::{in_words, sentence, wants_html};
 use crate::two_factor::TwoFactorError;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use std::sync::Arc;
 
 pub(in crate::portal) fn page(
     s: &PortalState,
@@ -14,7 +19,8 @@ pub(in crate::portal) fn page(
     set_cookies: &[String],
 ) -> Response {
     let html = s
-        .templates
+        .responder
+        .templates()
         .get_template(template)
         .and_then(|t| t.render(ctx));
     let mut resp = match html {
@@ -55,8 +61,8 @@ pub(in crate::portal) fn see_other(location: &str, set_cookies: &[String]) -> Re
 pub(in crate::portal) fn csrf_refused(s: &PortalState) -> Response {
     s.responder.page(
         StatusCode::FORBIDDEN,
-        "Form expired",
-        "This form is no longer valid (or was sent from another site). Reload the page and try again.",
+        "This form has expired",
+        "The form was open too long, or was sent from another site. Go back, reload the page and try again.",
     )
     .into_response()
 }
@@ -64,9 +70,54 @@ pub(in crate::portal) fn csrf_refused(s: &PortalState) -> Response {
 /// What a sign-in page says to a banned user or address.
 pub(in crate::portal) fn ban_notice(b: crate::regulation::Banned) -> String {
     format!(
-        "Too many failed attempts. Try again in {} minutes.",
-        b.retry_after.as_secs().div_ceil(60)
+        "Too many failed sign-in attempts. Try again {}.",
+        in_words(b.retry_after)
     )
+}
+
+/// Largest error body read back to put its message on a page.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Middleware: a browser ([`wants_html`]) gets a page for every error under
+/// the prefix, with the status kept; API clients keep the JSON. The page
+/// words the status; a JSON error's `message` becomes its detail line
+/// (except where the status says it all). `Retry-After`, `Allow` and
+/// `Set-Cookie` stay; `WWW-Authenticate` goes, so that the browser shows the
+/// page (with its sign-in link) instead of a password prompt.
+pub(in crate::portal) async fn pages_for_browsers(
+    State(s): State<Arc<PortalState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let browser = wants_html(request.headers());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !browser || is_html || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let message = match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
+        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(sentence)),
+        Err(_) => None,
+    };
+    let mut page = s.responder.status_page(status);
+    if let Some(m) = message.filter(|_| !matches!(status.as_u16(), 401 | 404 | 405)) {
+        page = page.detail(m);
+    }
+    let mut out = s.responder.render(&page).into_response();
+    for name in [header::RETRY_AFTER, header::ALLOW, header::SET_COOKIE] {
+        for value in parts.headers.get_all(&name) {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// `resp` with the ban's `Retry-After`.

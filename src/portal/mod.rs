@@ -9,12 +9,13 @@
 //! - `password`: changing your own password (account page and API);
 //! - `context`: who is asking (the caller's identity, the account owner);
 //! - `csrf`: the forms' double-submit token and the same-origin proofs;
-//! - `json` / `html`: the one error → answer map of the API and of the pages;
+//! - `json` / `html`: the one error → answer map of the API and of the pages
+//!   (and a browser gets a page for every error under the prefix);
 //! - `pages/`: sign-in and sign-out, the `2fa` step, account, setup;
 //! - `api/`: `auth` (login, logout, session, me, jwks), `api_keys`,
 //!   `password`, `two_factor`, …; `openapi`, the document describing them
 //!   all (`api/openapi.json`);
-//! - this file: the routes, health, readiness and info.
+//! - this file: the routes, health, readiness, info and the favicon.
 
 mod api;
 mod context;
@@ -48,10 +49,10 @@ pub struct PortalState {
     /// The sign-in page shows the password form (`portal.password_login`).
     pub password_login: bool,
     pub redirect: RedirectPolicy,
+    /// Every answer's shape, and the page templates.
     pub responder: Responder,
     /// Checked by `readyz`; keeps sessions.
     pub store: Option<crate::store::Store>,
-    pub templates: minijinja::Environment<'static>,
     /// Counts single sign-ons.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The mails the portal sends (built in, or from `smtp.templates_dir`).
@@ -86,39 +87,6 @@ impl PortalState {
             self.prefix
         )
     }
-}
-
-/// The page templates, compiled into the binary.
-pub fn templates() -> Result<minijinja::Environment<'static>, minijinja::Error> {
-    let mut env = minijinja::Environment::new();
-    env.add_template("base.html", include_str!("../../templates/base.html"))?;
-    env.add_template("login.html", include_str!("../../templates/login.html"))?;
-    env.add_template("logout.html", include_str!("../../templates/logout.html"))?;
-    env.add_template("setup.html", include_str!("../../templates/setup.html"))?;
-    env.add_template(
-        "two_factor.html",
-        include_str!("../../templates/two_factor.html"),
-    )?;
-    env.add_template(
-        "recovery_codes.html",
-        include_str!("../../templates/recovery_codes.html"),
-    )?;
-    env.add_template("account.html", include_str!("../../templates/account.html"))?;
-    env.add_template(
-        "register.html",
-        include_str!("../../templates/register.html"),
-    )?;
-    env.add_template("reset.html", include_str!("../../templates/reset.html"))?;
-    env.add_template("message.html", include_str!("../../templates/message.html"))?;
-    env.add_template(
-        "admin_users.html",
-        include_str!("../../templates/admin_users.html"),
-    )?;
-    env.add_template(
-        "admin_user.html",
-        include_str!("../../templates/admin_user.html"),
-    )?;
-    Ok(env)
 }
 
 /// The portal's routes, nested under the prefix.
@@ -277,11 +245,28 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/api/audit", get(api::audit::list))
         .route("/api/explain", get(api::explain::explain))
         .route("/api/openapi.json", get(api::openapi::document))
-        .route("/.well-known/jwks.json", get(api::auth::jwks));
+        .route("/.well-known/jwks.json", get(api::auth::jwks))
+        .route("/favicon.svg", get(favicon));
     Router::new()
         .nest(&prefix, routes)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            html::pages_for_browsers,
+        ))
         .with_state(state)
+}
+
+/// The favicon every page links to: public, cached for a day.
+async fn favicon(State(s): State<Arc<PortalState>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        s.responder.favicon(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {

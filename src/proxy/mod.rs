@@ -347,17 +347,27 @@ impl ProxyHttp for GatehouseProxy {
             self.app.metrics.upstream_error();
         }
         if code > 0 {
-            let browser = wants_html(&session.req_header().headers);
+            let req = session.req_header();
+            let browser = wants_html(&req.headers);
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-            let (err, msg) = match code {
-                502 => (
-                    "upstream_unavailable",
-                    "the application behind Gatehouse is not reachable",
+            let responder = &self.app.responder;
+            let reply = match code {
+                502 => {
+                    let retry = if browser {
+                        self.original_url(req)
+                    } else {
+                        None
+                    };
+                    responder.upstream_down(browser, retry.as_deref())
+                }
+                400 => responder.error(
+                    status,
+                    "bad_request",
+                    "the request could not be read",
+                    browser,
                 ),
-                400 => ("bad_request", "the request could not be read"),
-                _ => ("internal_error", "the request failed"),
+                _ => responder.error(status, "internal_error", "the request failed", browser),
             };
-            let reply = self.app.responder.error(status, err, msg, browser);
             if let Err(write_err) = write_reply(session, reply).await {
                 tracing::debug!(error = %write_err, "could not send the error response");
             }

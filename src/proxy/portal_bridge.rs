@@ -4,7 +4,7 @@
 use super::write_reply;
 use crate::app::App;
 use crate::portal::ClientIp;
-use crate::respond::Reply;
+use crate::respond::{wants_html, Reply};
 use bytes::BytesMut;
 use http::StatusCode;
 use pingora::prelude::*;
@@ -18,10 +18,11 @@ pub async fn serve(session: &mut Session, app: &App, portal: &axum::Router) -> R
     let mut body = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > MAX_PORTAL_BODY {
-            let reply = app.responder.json(
+            let reply = app.responder.error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 "request bodies for the portal are limited to 1 MiB",
+                wants_html(&session.req_header().headers),
             );
             session.set_keepalive(None);
             return write_reply(session, reply).await;
@@ -66,10 +67,11 @@ pub async fn serve(session: &mut Session, app: &App, portal: &axum::Router) -> R
                 body: bytes,
             }
         }
-        Err(_) => app.responder.json(
+        Err(_) => app.responder.error(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "the request could not be read",
+            wants_html(&head.headers),
         ),
     };
     write_reply(session, reply).await

@@ -16,17 +16,8 @@
 //                        password fails, the new one signs in
 // Always: GATEHOUSE_URL, SCREENSHOTS, CHROMIUM, ACCOUNT_USER, ACCOUNT_EMAIL,
 // ACCOUNT_PASSWORD, STATE; for reset-confirm also NEW_PASSWORD.
-import { chromium } from 'playwright-core';
+import { env, launch } from './common.mjs';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`accounts.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return value;
-}
 
 const phase = env('PHASE');
 const base = env('GATEHOUSE_URL');
@@ -101,10 +92,7 @@ async function expectSignedIn(page, what, shot) {
   if (shot) await page.screenshot({ path: `${shots}/${shot}`, fullPage: true });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 900, height: 760 } });

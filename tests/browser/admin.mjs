@@ -5,37 +5,12 @@
 //
 // Run by tests/browser.rs, which starts Gatehouse and passes:
 //   GATEHOUSE_URL, ADMIN_USER, ADMIN_PASSWORD, SCREENSHOTS, CHROMIUM
-import { chromium } from 'playwright-core';
-import { mkdirSync, rmSync } from 'node:fs';
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`admin.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return value;
-}
+import { bodyText, browserTest, check, env, screenshots, submit } from './common.mjs';
 
 const base = env('GATEHOUSE_URL');
-const shots = env('SCREENSHOTS');
 const admin = env('ADMIN_USER');
 const adminPassword = env('ADMIN_PASSWORD');
-mkdirSync(shots, { recursive: true });
-const failureShot = `${shots}/admin-failure.png`;
-rmSync(failureShot, { force: true });
-
-function check(condition, what, detail) {
-  if (!condition) throw new Error(`expected: ${what}${detail === undefined ? '' : `\n  got: ${detail}`}`);
-  console.log(`ok: ${what}`);
-}
-
-const bodyText = async (page) => (await page.locator('body').innerText()).slice(0, 1200);
-
-async function submit(page, selector) {
-  const [response] = await Promise.all([page.waitForNavigation(), page.click(selector)]);
-  return response;
-}
+const { shots, failureShot } = screenshots('admin-failure.png');
 
 async function signIn(page, user, password) {
   await page.fill('#username', user);
@@ -48,14 +23,10 @@ async function me(page) {
   return r.status();
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-let page;
-try {
+await browserTest(failureShot, async (browser, shown) => {
+  let page;
   const adminContext = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  page = await adminContext.newPage();
+  page = shown(await adminContext.newPage());
 
   // 1. The admin pages want a session: to the sign-in page and back.
   await page.goto(`${base}/_auth/admin`);
@@ -109,12 +80,4 @@ try {
   await submit(page, '#delete');
   check(page.url().endsWith('/_auth/admin/users'), 'back on the list after deleting', page.url());
   check(!(await bodyText(page)).includes('nina'), 'nina is gone from the list');
-
-  console.log('browser test passed');
-} catch (e) {
-  if (page) await page.screenshot({ path: failureShot, fullPage: true }).catch(() => {});
-  console.error(e);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -9,17 +9,8 @@
 // Gatehouse and passes:
 //   GATEHOUSE_URL, SCREENSHOTS, CHROMIUM,
 //   CORP_ISSUER, PARTNER_ISSUER (the providers' origins, http://127.0.0.1:PORT)
-import { chromium } from 'playwright-core';
+import { check, env, launch } from './common.mjs';
 import { mkdirSync, rmSync } from 'node:fs';
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`sso.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return value;
-}
 
 const base = env('GATEHOUSE_URL');
 const shots = env('SCREENSHOTS');
@@ -30,12 +21,6 @@ mkdirSync(shots, { recursive: true });
 rmSync(`${shots}/sso-failure.png`, { force: true });
 
 const appPage = `${base}/app/page`;
-
-/** `detail` (what was seen instead) is only printed when the check fails. */
-function check(condition, what, detail) {
-  if (!condition) throw new Error(`expected: ${what}${detail === undefined ? '' : `\n  got: ${detail}`}`);
-  console.log(`ok: ${what}`);
-}
 
 /** The JSON a page shows (Chromium renders application/json in a <pre>). */
 async function pageJson(page, what) {
@@ -118,10 +103,7 @@ async function me(page) {
   return pageJson(page, 'api/me');
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 let page;
 try {
   // 1. alice at Corp SSO, the way the README shows it.

@@ -5,7 +5,7 @@
 //
 // Run by tests/browser.rs, which starts Gatehouse and passes:
 //   GATEHOUSE_URL, GATEHOUSE_USER, GATEHOUSE_PASSWORD, SCREENSHOTS, CHROMIUM
-import { chromium } from 'playwright-core';
+import { launch } from './common.mjs';
 import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 
@@ -67,10 +67,7 @@ async function signOut(page) {
   check((await me(page)).status === 401, 'signed out: api/me is 401');
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
   const page = await context.newPage();

@@ -13,6 +13,7 @@ use crate::accounts::admin::{
 };
 use crate::app::Live;
 use crate::identity::Identity;
+use crate::policy::Access;
 use crate::portal::api::api_keys::rfc3339;
 use crate::portal::csrf::{csrf_ok, csrf_token};
 use crate::portal::html::{csrf_refused, page, see_other};
@@ -95,14 +96,15 @@ async fn administrator(
     let identity = session_user_for(s, live, headers, ip, back).await?;
     match authorize(&identity, need) {
         Ok(()) => Ok(identity),
-        Err(refusal) => Err(s
-            .responder
-            .page(
-                StatusCode::FORBIDDEN,
-                "Not allowed",
-                &format!("You are signed in as {}, and {refusal}.", identity.subject),
-            )
-            .into_response()),
+        Err(_) => {
+            let here = s.public(back);
+            let page = s.responder.forbidden_page(
+                &Access::Permission(need.permission()),
+                Some(&identity.shown_as()),
+                Some(&here),
+            );
+            Err(s.responder.render(&page).into_response())
+        }
     }
 }
 

@@ -43,6 +43,9 @@ pub(in crate::portal) struct LoginForm {
 pub(in crate::portal) struct LogoutForm {
     #[serde(default)]
     csrf: String,
+    /// Where the sign-in page that follows returns to ("sign in as someone else").
+    #[serde(default)]
+    rd: String,
 }
 
 /// What the sign-in page shows besides the form.
@@ -174,10 +177,19 @@ pub(in crate::portal) async fn login_submit(
 pub(in crate::portal) async fn logout_page(
     State(s): State<Arc<PortalState>>,
     Extension(live): Extension<Arc<Live>>,
+    Query(q): Query<LoginQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (csrf, set) = csrf_token(&s, &live, &headers);
-    let ctx = minijinja::context! { title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix, csrf => csrf };
+    let rd =
+        q.rd.as_deref()
+            .and_then(|rd| s.redirect.validate(rd))
+            .map(String::from)
+            .unwrap_or_default();
+    let ctx = minijinja::context! {
+        title => &s.title, css => crate::respond::PAGE_CSS, prefix => &s.prefix, csrf => csrf,
+        rd => rd,
+    };
     page(&s, StatusCode::OK, "logout.html", ctx, set.as_slice())
 }
 
@@ -225,8 +237,16 @@ pub(in crate::portal) async fn logout_submit(
         }
     }
     let clear = session::clear_session_cookie(&live.session);
+    let login = match s.redirect.validate(&form.rd) {
+        Some(rd) => format!(
+            "{}/login?rd={}",
+            s.prefix,
+            url::form_urlencoded::byte_serialize(rd.as_str().as_bytes()).collect::<String>()
+        ),
+        None => format!("{}/login", s.prefix),
+    };
     match provider_logout {
         Some(url) => see_other(url.as_str(), &[clear]),
-        None => see_other(&format!("{}/login", s.prefix), &[clear]),
+        None => see_other(&login, &[clear]),
     }
 }

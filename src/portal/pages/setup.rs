@@ -12,6 +12,7 @@ use crate::portal::csrf::{csrf_ok, csrf_token};
 use crate::portal::html::{csrf_refused, page, see_other};
 use crate::portal::sign_in::{start_session, Channel};
 use crate::portal::PortalState;
+use crate::respond::ErrorPage;
 use crate::store::StoreError;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -43,14 +44,13 @@ pub(in crate::portal) async fn is_open(s: &PortalState, live: &Live) -> Result<b
 }
 
 fn closed(s: &PortalState) -> Response {
-    s.responder
-        .error(
-            StatusCode::FORBIDDEN,
-            "setup_closed",
-            "Setup is finished: an administrator exists. Sign in instead.",
-            true,
-        )
-        .into_response()
+    let page = ErrorPage::new(
+        StatusCode::FORBIDDEN,
+        "Setup is already done",
+        "An administrator account exists, so there is nothing left to set up here. Sign in with your account instead.",
+    )
+    .link("Sign in", format!("{}/login", s.prefix));
+    s.responder.render(&page).into_response()
 }
 
 fn form_page(
