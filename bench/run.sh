@@ -208,7 +208,18 @@ median() { python3 -c "import sys,statistics;print(statistics.median(float(x) fo
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, on $(nproc) cores, $(date -u +%Y-%m-%d)"
 for r in $(seq "$ROUNDS"); do
-  for i in "${!SCEN[@]}"; do
+  ORDER=("${!SCEN[@]}")
+  # A/B: every other round runs each B scenario before its A counterpart, so
+  # neither build always goes first (the first of a pair measured a few %
+  # better on this machine whichever build it was).
+  if [ -n "$BIN_B" ] && [ $((r % 2)) = 0 ]; then
+    ORDER=()
+    for i in "${!SCEN[@]}"; do
+      if [ "${SCEN[$((i + 1))]:-}" = "B: ${SCEN[$i]}" ]; then ORDER+=($((i + 1)) "$i")
+      elif [[ ${SCEN[$i]} != B:* ]]; then ORDER+=("$i"); fi
+    done
+  fi
+  for i in "${ORDER[@]}"; do
     if [ -z "$ONLY" ] || [[ ${SCEN[$i]} =~ $ONLY ]]; then run "$i"; fi
   done
   echo "  round $r done"
