@@ -4,6 +4,7 @@
 #   bench/run.sh                       # 3 rounds x 8 scenarios x 5 s (~130 s)
 #   ROUNDS=1 DURATION=3 bench/run.sh   # quick look
 #   ONLY='proxy_pass|auth_request' bench/run.sh   # just the scenarios matching
+#   GATEHOUSE_BIN=a GATEHOUSE_BIN_B=b bench/run.sh # A/B: two builds in one run
 #
 # Rounds interleave the scenarios so drift on a shared machine hits all of
 # them alike; the table reports each scenario's median round.
@@ -26,6 +27,10 @@ done
 # GATEHOUSE_BIN=path compares another build (A/B runs); default: this tree's release build.
 if [ -z "${GATEHOUSE_BIN:-}" ]; then cargo build --release --quiet; fi
 BIN=${GATEHOUSE_BIN:-target/release/gatehouse}
+# GATEHOUSE_BIN_B=path runs a second build beside the first, with the same
+# configuration on its own port and store, and adds "B:" scenarios (public
+# path, cached Basic, API key) interleaved with their A counterparts.
+BIN_B=${GATEHOUSE_BIN_B:-}
 
 D=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$D"
@@ -40,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-UP=$(free_port); NGX=$(free_port); GH=$(free_port); FA=$(free_port)
+UP=$(free_port); NGX=$(free_port); GH=$(free_port); FA=$(free_port); GHB=$(free_port)
 
 nginx_conf() { # dir port body [http-level extra]
   mkdir -p "$1"
@@ -108,10 +113,17 @@ api_keys:
 YAML
 printf %s "$PASSWORD" | $BIN user add web --password-stdin -c "$D/gatehouse.yaml" >/dev/null
 RUST_LOG=warn $BIN serve -c "$D/gatehouse.yaml" & PIDS+=($!)
+GH_PID=${PIDS[3]}
+if [ -n "$BIN_B" ]; then
+  sed -e "s/127.0.0.1:$GH/127.0.0.1:$GHB/g" -e "s#$D/gatehouse.db#$D/gatehouse-b.db#" "$D/gatehouse.yaml" > "$D/gatehouse-b.yaml"
+  RUST_LOG=warn $BIN_B serve -c "$D/gatehouse-b.yaml" & PIDS+=($!)
+  GHB_PID=${PIDS[4]}
+fi
 
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
 wait_up "http://127.0.0.1:$UP/"; wait_up "http://127.0.0.1:$NGX/"; wait_up "http://127.0.0.1:$GH/_auth/healthz"
 wait_up "http://127.0.0.1:$FA/"
+if [ -n "$BIN_B" ]; then wait_up "http://127.0.0.1:$GHB/_auth/healthz"; fi
 
 BASIC="Authorization: Basic $(printf %s "bench:$PASSWORD" | base64 -w0)"
 # A session cookie, obtained through the sign-in page like a browser would.
@@ -132,6 +144,11 @@ check "http://127.0.0.1:$GH/app" -H "X-API-Key: $KEY"
 check "http://127.0.0.1:$GH/app" -H "$SESSION"
 check "http://127.0.0.1:$GH/app" -H "$JWT"
 check "http://127.0.0.1:$FA/app" -H "$BASIC"
+if [ -n "$BIN_B" ]; then
+  check "http://127.0.0.1:$GHB/public/x"
+  check "http://127.0.0.1:$GHB/app" -H "$BASIC"
+  check "http://127.0.0.1:$GHB/app" -H "X-API-Key: $KEY"
+fi
 for url in "http://127.0.0.1:$GH/app" "http://127.0.0.1:$FA/app"; do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 401 ] || { echo "bench: $url is open" >&2; exit 1; }
 done
@@ -139,16 +156,27 @@ done
 # CPU time of each server's processes (utime+stime from /proc, the same
 # quantity as `perf stat -e task-clock`, in clock ticks), for CPU µs per request.
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
-GH_PID=${PIDS[3]}
 nginx_pids() { local m; m=$(cat "$1/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$t"; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_mb "$GH_PID")
+if [ -n "$BIN_B" ]; then IDLE_RSS_B=$(rss_mb "$GHB_PID"); fi
 
 declare -A RPS P50 P99 CPU
 SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse")
 URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$FA/app")
 HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION" "$JWT" "$BASIC")
+if [ -n "$BIN_B" ]; then # each B scenario right after its A counterpart
+  s=() u=() h=()
+  for i in "${!SCEN[@]}"; do
+    s+=("${SCEN[$i]}"); u+=("${URLS[$i]}"); h+=("${HDRS[$i]}")
+    case "${SCEN[$i]}" in
+      "gatehouse public path"|"gatehouse basic (cached)"|"gatehouse api key")
+        s+=("B: ${SCEN[$i]}"); u+=("${URLS[$i]/:$GH\//:$GHB/}"); h+=("${HDRS[$i]}") ;;
+    esac
+  done
+  SCEN=("${s[@]}") URLS=("${u[@]}") HDRS=("${h[@]}")
+fi
 to_ms() { python3 -c "import sys;v=sys.argv[1];u={'us':0.001,'ms':1,'s':1000};n=v.rstrip('mus');print(float(n)*u[v[len(n):]])" "$1"; }
 # The processes whose CPU a scenario costs (the shared upstream nginx aside).
 measured_pids() { # index
@@ -156,6 +184,7 @@ measured_pids() { # index
     direct*) nginx_pids "$D/up" ;;
     "nginx proxy_pass") nginx_pids "$D/px" ;;
     "nginx auth_request"*) echo "$(nginx_pids "$D/fa") $GH_PID" ;;
+    B:*) echo "$GHB_PID" ;;
     *) echo "$GH_PID" ;;
   esac
 }
@@ -179,7 +208,18 @@ median() { python3 -c "import sys,statistics;print(statistics.median(float(x) fo
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, on $(nproc) cores, $(date -u +%Y-%m-%d)"
 for r in $(seq "$ROUNDS"); do
-  for i in "${!SCEN[@]}"; do
+  ORDER=("${!SCEN[@]}")
+  # A/B: every other round runs each B scenario before its A counterpart, so
+  # neither build always goes first (the first of a pair measured a few %
+  # better on this machine whichever build it was).
+  if [ -n "$BIN_B" ] && [ $((r % 2)) = 0 ]; then
+    ORDER=()
+    for i in "${!SCEN[@]}"; do
+      if [ "${SCEN[$((i + 1))]:-}" = "B: ${SCEN[$i]}" ]; then ORDER+=($((i + 1)) "$i")
+      elif [[ ${SCEN[$i]} != B:* ]]; then ORDER+=("$i"); fi
+    done
+  fi
+  for i in "${ORDER[@]}"; do
     if [ -z "$ONLY" ] || [[ ${SCEN[$i]} =~ $ONLY ]]; then run "$i"; fi
   done
   echo "  round $r done"
@@ -205,11 +245,22 @@ cpu_ratio() {
 }
 echo
 echo "ratios                         vs gatehouse public   vs nginx proxy_pass   CPU/req vs proxy_pass"
-for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse"; do
+for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse" \
+         "B: gatehouse public path" "B: gatehouse basic (cached)" "B: gatehouse api key"; do
   [ -n "${MED[$s]:-}" ] || continue
-  printf '%-28s %14s %20s %22s\n' "$s" "$(ratio "$s" "gatehouse public path")" "$(ratio "$s" "nginx proxy_pass")" "$(cpu_ratio "$s" "nginx proxy_pass")"
+  base="gatehouse public path"; case "$s" in B:*) base="B: gatehouse public path" ;; esac
+  printf '%-28s %14s %20s %22s\n' "$s" "$(ratio "$s" "$base")" "$(ratio "$s" "nginx proxy_pass")" "$(cpu_ratio "$s" "nginx proxy_pass")"
 done
+if [ -n "$BIN_B" ]; then
+  echo
+  echo "B / A ($BIN_B / $BIN)         req/s   CPU/req"
+  for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key"; do
+    [ -n "${MED[$s]:-}" ] && [ -n "${MED[B: $s]:-}" ] || continue
+    printf '%-28s %10s %9s\n' "$s" "$(ratio "B: $s" "$s")" "$(cpu_ratio "B: $s" "$s")"
+  done
+fi
 
 echo
 echo "gatehouse RSS: ${IDLE_RSS} MB at start, $(rss_mb "$GH_PID") MB after the run"
+if [ -n "$BIN_B" ]; then echo "B gatehouse RSS: ${IDLE_RSS_B} MB at start, $(rss_mb "$GHB_PID") MB after the run"; fi
 if [ "${CACHE_RSS:-1}" = 1 ]; then bench/cache_rss.sh "$BIN"; fi

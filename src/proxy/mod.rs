@@ -62,6 +62,13 @@ pub struct RequestCtx {
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The same names as static bytes, spelled as before on the wire (lower
+/// case): Pingora's `insert_header` takes the wire spelling, and from a
+/// `HeaderName` it copies it into a fresh allocation on every request.
+static X_FORWARDED_FOR_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-for");
+static X_FORWARDED_PROTO_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-proto");
+static X_FORWARDED_HOST_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-host");
+static X_REAL_IP_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-real-ip");
 
 /// The request's host: authority of an absolute URI, else the Host header.
 fn host_header(req: &RequestHeader) -> &str {
@@ -248,9 +255,15 @@ impl ProxyHttp for GatehouseProxy {
             Some(a) => (a.identity.as_deref(), a.consumed),
             None => (None, None),
         };
-        let live = match &ctx.live {
-            Some(live) => live.clone(),
-            None => app.live(),
+        // Borrowed, not cloned: each clone of the shared `Arc` is an atomic
+        // increment and decrement on a cache line every worker writes.
+        let fallback;
+        let live: &Live = match &ctx.live {
+            Some(live) => live,
+            None => {
+                fallback = app.live();
+                &fallback
+            }
         };
         headers::apply(
             &mut UpstreamHeaders(upstream_request),
@@ -278,20 +291,23 @@ impl ProxyHttp for GatehouseProxy {
                 Some(chain) => format!("{chain}, {ip}"),
                 None => ip.to_string(),
             };
-            upstream_request.insert_header(X_FORWARDED_FOR.clone(), value)?;
+            upstream_request.insert_header(X_FORWARDED_FOR_WIRE.clone(), value)?;
             if !trusted {
-                upstream_request.insert_header(forwarding::X_REAL_IP.clone(), ip.to_string())?;
+                upstream_request.insert_header(X_REAL_IP_WIRE.clone(), ip.to_string())?;
             }
         }
         if !(trusted && upstream_request.headers.contains_key(&X_FORWARDED_PROTO)) {
-            upstream_request.insert_header(X_FORWARDED_PROTO.clone(), app.listener_scheme)?;
+            upstream_request.insert_header(
+                X_FORWARDED_PROTO_WIRE.clone(),
+                HeaderValue::from_static(app.listener_scheme),
+            )?;
         }
         if !(trusted && upstream_request.headers.contains_key(&X_FORWARDED_HOST)) {
             let host = host_header(session.req_header()).to_owned();
             if host.is_empty() {
                 upstream_request.remove_header(&X_FORWARDED_HOST);
             } else {
-                upstream_request.insert_header(X_FORWARDED_HOST.clone(), host)?;
+                upstream_request.insert_header(X_FORWARDED_HOST_WIRE.clone(), host)?;
             }
         }
         forwarding::to_origin_form(upstream_request)?;

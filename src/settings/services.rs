@@ -64,7 +64,9 @@ pub(super) fn headers(c: &mut Checker, raw: raw::RawHeaders) -> HeaderSettings {
             }
             Ok(h) => names.push(IdentityHeader {
                 name: h,
-                wire_name: bytes::Bytes::from(name),
+                wire_name: bytes::Bytes::from_static(
+                    crate::upstream::headers::interned(&name).as_bytes(),
+                ),
                 field,
             }),
             Err(_) => c.err(

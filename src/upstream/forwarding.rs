@@ -10,8 +10,6 @@ use http::HeaderName;
 use pingora::http::RequestHeader;
 use pingora::Result;
 
-pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-
 /// Forwarding and rewrite headers believed only from `server.trusted_proxies`
 /// (beside every `X-Forwarded-*`); Gatehouse sets `X-Forwarded-For`,
 /// `-Proto`, `-Host` and `X-Real-IP` itself afterwards.

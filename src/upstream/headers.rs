@@ -14,8 +14,9 @@ use http::{HeaderMap, HeaderName};
 #[derive(Debug, Clone)]
 pub struct IdentityHeader {
     pub name: HeaderName,
-    /// As configured (`Remote-User`), kept as shared bytes so inserting the
-    /// header upstream copies nothing.
+    /// As configured (`Remote-User`), as static bytes ([`interned`]), so
+    /// inserting the header upstream neither copies nor touches a reference
+    /// count shared by every worker thread.
     pub wire_name: bytes::Bytes,
     pub field: IdentityField,
 }
@@ -39,6 +40,24 @@ pub enum MethodOverride {
 }
 
 static COOKIE_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"Cookie");
+
+/// `name` as a `&'static str`, leaked once per distinct name for the life of
+/// the process (configured header names: a handful, whatever the reloads).
+pub fn interned(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
 
 /// Names in `headers` that spoof a configured identity header.
 pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h HeaderName> {
@@ -129,6 +148,14 @@ mod tests {
         let mut only = HeaderMap::new();
         only.append(COOKIE, "gatehouse_session=x".parse().unwrap());
         assert_eq!(cookies_without(&only, "gatehouse_session"), None);
+    }
+
+    #[test]
+    fn names_are_interned_once() {
+        let a = interned("Remote-User-Interned-Test");
+        let b = interned(&String::from("Remote-User-Interned-Test"));
+        assert_eq!(a, "Remote-User-Interned-Test");
+        assert!(std::ptr::eq(a, b));
     }
 
     #[test]
