@@ -109,6 +109,17 @@ fn shared_dir() -> tempfile::TempDir {
     dir
 }
 
+/// A folder holding `data/gatehouse.db`, a real database made by the CLI,
+/// and its config.
+fn real_database() -> (tempfile::TempDir, String) {
+    let dir = shared_dir();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let cfg = config(dir.path(), "sqlite://data/gatehouse.db");
+    let (code, _, err) = in_dir(dir.path(), &["user", "list", "-c", &cfg]);
+    assert_eq!(code, 0, "{err}");
+    (dir, cfg)
+}
+
 #[test]
 fn a_file_that_is_not_sqlite_is_named_at_once() {
     let dir = shared_dir();
@@ -132,13 +143,9 @@ fn a_file_that_is_not_sqlite_is_named_at_once() {
 
 #[test]
 fn a_read_only_database_file_is_named() {
-    let dir = shared_dir();
+    // A real database, then made read-only for its user.
+    let (dir, cfg) = real_database();
     let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let cfg = config(dir.path(), "sqlite://data/gatehouse.db");
-    // A real database, made by the CLI, then made read-only for its user.
-    let (code, _, err) = in_dir(dir.path(), &["user", "list", "-c", &cfg]);
-    assert_eq!(code, 0, "{err}");
     chown_nobody(&data);
     chmod(&data.join("gatehouse.db"), 0o444);
     both_say(dir.path(), &cfg, true, "data/gatehouse.db is read-only");
@@ -160,12 +167,8 @@ fn a_read_only_data_folder_is_named() {
 
     // The database exists and may be written, but its folder may not: SQLite
     // cannot make its -wal and -shm files.
-    let dir = shared_dir();
+    let (dir, cfg) = real_database();
     let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let cfg = config(dir.path(), "sqlite://data/gatehouse.db");
-    let (code, _, err) = in_dir(dir.path(), &["user", "list", "-c", &cfg]);
-    assert_eq!(code, 0, "{err}");
     for leftover in ["gatehouse.db-wal", "gatehouse.db-shm"] {
         let _ = std::fs::remove_file(data.join(leftover));
     }
