@@ -76,7 +76,8 @@ fn run_as_nobody(dir: &Path, args: &[&str]) -> (i32, String, String) {
         return in_dir(dir, args);
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin_for_nobody())
         .args(args)
         .current_dir(dir)
         .env_remove("GATEHOUSE_CONFIG")
@@ -88,6 +89,38 @@ fn run_as_nobody(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The binary where `nobody` may run it: where it is, when every folder
+/// above it lets others in; else a copy in a folder that does (a checkout
+/// under `/root` does not), made once and left for the system's temp cleanup.
+fn bin_for_nobody() -> &'static Path {
+    static BIN_FOR_NOBODY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN_FOR_NOBODY.get_or_init(|| {
+        let runs = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "--version",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if runs {
+            return BIN.into();
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-bin-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        chmod(&dir, 0o755);
+        let copy = dir.join("gatehouse");
+        std::fs::copy(BIN, &copy).unwrap();
+        chmod(&copy, 0o755);
+        copy
+    })
 }
 
 fn chmod(path: &Path, mode: u32) {
