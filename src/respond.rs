@@ -279,7 +279,7 @@ impl Responder {
                 &e.to_string(),
             ),
             Denial::Unauthenticated(why) => self.unauthenticated(why, asker),
-            Denial::TooManyAttempts(banned) => self.banned(*banned, asker.browser),
+            Denial::TooManyAttempts(banned) => self.too_many_attempts(*banned, asker.browser),
             Denial::Forbidden { access, who, .. } if asker.browser => {
                 self.render(&self.forbidden_page(access, who.as_deref(), asker.return_to))
             }
@@ -397,10 +397,6 @@ impl Responder {
 
     /// 429 with `Retry-After`, for a banned user or address.
     pub fn too_many_attempts(&self, banned: Banned, browser: bool) -> Reply {
-        self.banned(banned, browser)
-    }
-
-    fn banned(&self, banned: Banned, browser: bool) -> Reply {
         let when = in_words(banned.retry_after);
         let mut reply = if browser {
             self.render(

@@ -267,7 +267,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     for worker in 0..threads {
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            GatehouseProxy::new(app.clone(), portal.clone(), in_flight.clone()),
+            GatehouseProxy::new(app.clone(), portal.clone(), &in_flight),
             &format!("gatehouse worker {worker}"),
         );
         service.threads = Some(1);

@@ -78,16 +78,11 @@ fn yaml_string(text: &str) -> String {
     out
 }
 
-/// `host:port` → `host:port+1` (the demo's metrics beside its proxy);
-/// left as it is when it has no port, for the config check to explain.
-fn next_port(listen: &str) -> String {
-    match listen.rsplit_once(':') {
-        Some((host, port)) => match port.parse::<u16>() {
-            Ok(p) if p < u16::MAX => format!("{host}:{}", p + 1),
-            _ => listen.to_owned(),
-        },
-        None => listen.to_owned(),
-    }
+/// `listen`'s host with the port after `port` (its own, already checked):
+/// the demo's metrics beside its proxy.
+fn port_after(listen: &str, port: u16) -> String {
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    format!("{host}:{}", port.saturating_add(1))
 }
 
 /// The demo's configuration with absolute paths (store, two-factor key),
@@ -154,7 +149,7 @@ pub fn run(listen: &str, metrics_listen: Option<&str>) -> ExitCode {
     let url = format!("http://127.0.0.1:{port}");
     let metrics_listen = match metrics_listen {
         Some(m) => m.to_owned(),
-        None => next_port(listen),
+        None => port_after(listen, port),
     };
     let yaml = format!(
         "{base}api_keys:\n  - name: demo-key\n    hash: \"{}\"\n    permissions: [\"echo:read\"]\n",

@@ -35,18 +35,18 @@ pub struct GatehouseProxy {
     verify: Endpoints,
     /// The portal's routes (`crate::portal::router`).
     portal: axum::Router,
-    in_flight: InFlight,
+    in_flight: in_flight::WorkerInFlight,
 }
 
 impl GatehouseProxy {
     /// A worker's proxy; every request it answers counts in `in_flight`.
-    pub fn new(app: Arc<App>, portal: axum::Router, in_flight: InFlight) -> Self {
+    pub fn new(app: Arc<App>, portal: axum::Router, in_flight: &InFlight) -> Self {
         let verify = Endpoints::new(&app.prefix);
         GatehouseProxy {
             app,
             verify,
             portal,
-            in_flight,
+            in_flight: in_flight.worker(),
         }
     }
 }
