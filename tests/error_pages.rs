@@ -426,3 +426,36 @@ fn check_config_refuses_a_logo_or_colour_that_could_inject() {
         gatehouse_cmd(&["check-config", "-c", &path.display().to_string()], None);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// Error pages carry links that act (sign out, sign in as someone else,
+/// try again): no other site may frame them to trick a click. Each way a
+/// page is made says so: the proxy path, the portal's error layer, a page.
+#[test]
+fn error_pages_may_not_be_framed() {
+    for (what, r) in [
+        (
+            "403 on the proxy path",
+            get(
+                "/admin/report",
+                &[("accept", HTML), ("authorization", &alice())],
+            ),
+        ),
+        (
+            "502 on the proxy path",
+            get("/app", &[("accept", HTML), ("authorization", &alice())]),
+        ),
+        (
+            "404 under the prefix",
+            get("/_auth/nope", &[("accept", HTML)]),
+        ),
+        ("setup closed", get("/_auth/setup", &[("accept", HTML)])),
+    ] {
+        assert_eq!(
+            r.headers()
+                .get("x-frame-options")
+                .map(|v| v.to_str().unwrap()),
+            Some("DENY"),
+            "{what}"
+        );
+    }
+}
