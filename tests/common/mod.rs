@@ -192,6 +192,11 @@ impl Gatehouse {
         }
     }
 
+    /// The process id (for reading `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Is the process still running?
     pub fn alive(&self) -> bool {
         std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
