@@ -421,21 +421,38 @@ impl Responder {
         reply
     }
 
-    /// 502: the upstream did not answer. `retry` is the URL asked for, when
-    /// it may be linked to.
-    pub fn upstream_down(&self, browser: bool, retry: Option<&str>) -> Reply {
+    /// The app did not answer: 504 (`status`) when it took too long, else
+    /// 502. `retry` is the URL asked for, when it may be linked to.
+    pub fn upstream_down(&self, status: StatusCode, browser: bool, retry: Option<&str>) -> Reply {
+        let timeout = status == StatusCode::GATEWAY_TIMEOUT;
         if !browser {
-            return self.json(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                "The application behind Gatehouse isn't answering. Try again shortly.",
-            );
+            return if timeout {
+                self.json(
+                    status,
+                    "upstream_timeout",
+                    "The application behind Gatehouse took too long to answer. Try again shortly.",
+                )
+            } else {
+                self.json(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    "The application behind Gatehouse isn't answering. Try again shortly.",
+                )
+            };
         }
-        let page = ErrorPage::new(
-            StatusCode::BAD_GATEWAY,
-            "The application isn't answering",
-            "The application behind this page isn't answering. It may be restarting; try again in a moment.",
-        );
+        let page = if timeout {
+            ErrorPage::new(
+                status,
+                "The application took too long",
+                "The application behind this page took too long to answer. Try again in a moment.",
+            )
+        } else {
+            ErrorPage::new(
+                StatusCode::BAD_GATEWAY,
+                "The application isn't answering",
+                "The application behind this page isn't answering. It may be restarting; try again in a moment.",
+            )
+        };
         self.render(&match retry {
             Some(here) => page.link("Try again", here),
             None => page,

@@ -1,7 +1,8 @@
 //! Assembling and running the Pingora server from a validated config.
 //!
-//! One single-threaded proxy service per worker, each with its own
-//! `SO_REUSEPORT` listener and so its own upstream connection pool: nothing
+//! One single-threaded proxy service per worker (the HTTP/1.1 relay of
+//! `proxy`), each with its own `SO_REUSEPORT` listener and so its own
+//! upstream connection pool: nothing
 //! crosses threads on the request path, while the credential cache (in the
 //! shared [`App`]) is common to all workers. SIGTERM is Pingora's graceful
 //! shutdown with `server.grace_period`, which [`GracefulStop`] ends as soon
@@ -13,7 +14,7 @@ use crate::audit::AuditLog;
 use crate::config::UpstreamTarget;
 use crate::metrics::Metrics;
 use crate::portal::{self, PortalState};
-use crate::proxy::{GatehouseProxy, InFlight};
+use crate::proxy::InFlight;
 use crate::settings::Config;
 use crate::store::{Store, StoredUser};
 use crate::tokens::{KeyMaterial, TokenService};
@@ -265,10 +266,14 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     // same address (see `worker_address`), so each binds and closes its own.
     let in_flight = InFlight::default();
     for worker in 0..threads {
-        let mut service = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            GatehouseProxy::new(app.clone(), portal.clone(), &in_flight),
-            &format!("gatehouse worker {worker}"),
+        let mut service = pingora::services::listening::Service::new(
+            format!("gatehouse worker {worker}"),
+            crate::proxy::worker(
+                &server.configuration,
+                app.clone(),
+                portal.clone(),
+                &in_flight,
+            ),
         );
         service.threads = Some(1);
         let mut sock = TcpSocketOptions::default();

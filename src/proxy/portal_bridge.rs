@@ -1,20 +1,20 @@
 //! Hands a Pingora session to the portal's axum `Router` and writes its
 //! answer back: the seam between the data plane and the web handlers.
 
-use super::write_reply;
+use super::front::{peer_ip, write_reply};
 use crate::app::App;
 use crate::portal::ClientIp;
 use crate::respond::{wants_html, Reply};
 use bytes::BytesMut;
 use http::StatusCode;
-use pingora::prelude::*;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
+use pingora::Result;
 use tower::ServiceExt;
 
 /// Largest request body a portal endpoint accepts.
 const MAX_PORTAL_BODY: usize = 1024 * 1024;
 
-pub async fn serve(session: &mut Session, app: &App, portal: &axum::Router) -> Result<()> {
+pub async fn serve(session: &mut ServerSession, app: &App, portal: &axum::Router) -> Result<()> {
     let mut body = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > MAX_PORTAL_BODY {
@@ -29,7 +29,7 @@ pub async fn serve(session: &mut Session, app: &App, portal: &axum::Router) -> R
         }
         body.extend_from_slice(&chunk);
     }
-    let peer = super::peer_ip(session);
+    let peer = peer_ip(session);
     let head = session.req_header();
     let client = ClientIp(app.client_ip(peer, &head.headers));
     let mut request = http::Request::builder()

@@ -1,0 +1,362 @@
+//! What every proxied request goes through, on either path (the HTTP/1.1
+//! relay and pingora-proxy for HTTP/2): reading its target, the forward-auth
+//! and portal endpoints, the gate, the answer to a denial, the upstream
+//! request's headers, the answer to a failed exchange, and the access log.
+
+use super::portal_bridge;
+use crate::app::{App, Live};
+use crate::forward_auth::{self, Endpoints};
+use crate::gate::{Admission, Denial, RequestView};
+use crate::metrics::DecisionLabel;
+use crate::request::{canonical_host, request_path, AlsoRead, ReadError, REWRITE_HEADERS};
+use crate::respond::{wants_html, Asker, Reply};
+use crate::upstream::forwarding;
+use crate::upstream::headers::{self, HeaderSink, MethodOverride};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::ServerSession;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The shared front of both proxy paths; one per worker.
+pub struct Front {
+    pub app: Arc<App>,
+    verify: Endpoints,
+    /// The portal's routes (`crate::portal::router`).
+    portal: axum::Router,
+}
+
+/// A request the gate let through, with what its upstream headers need.
+pub struct Admitted {
+    /// The configuration snapshot it was decided and is rewritten with.
+    pub live: Arc<Live>,
+    pub admission: Admission,
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The same names as static bytes, spelled as before on the wire (lower
+/// case): Pingora's `insert_header` takes the wire spelling, and from a
+/// `HeaderName` it copies it into a fresh allocation on every request.
+static X_FORWARDED_FOR_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-for");
+static X_FORWARDED_PROTO_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-proto");
+static X_FORWARDED_HOST_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-host");
+static X_REAL_IP_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-real-ip");
+
+/// The request's host: authority of an absolute URI, else the Host header.
+pub fn host_header(req: &RequestHeader) -> &str {
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("")
+}
+
+/// The address of the connection's other end (`None` on a Unix socket).
+pub fn peer_ip(session: &ServerSession) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// Write a complete response, keeping the connection alive.
+pub async fn write_reply(session: &mut ServerSession, reply: Reply) -> Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+    for (name, value) in reply.headers {
+        resp.append_header(name, value)?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, reply.body.len())?;
+    let head_only = session.req_header().method == Method::HEAD || reply.body.is_empty();
+    session.write_response_header(Box::new(resp)).await?;
+    if head_only {
+        session.finish_body().await
+    } else {
+        session.write_response_body(reply.body, true).await
+    }
+}
+
+struct UpstreamHeaders<'a>(&'a mut RequestHeader);
+
+impl HeaderSink for UpstreamHeaders<'_> {
+    fn remove(&mut self, name: &HeaderName) {
+        self.0.remove_header(name);
+    }
+    fn set(&mut self, _name: &HeaderName, wire_name: &bytes::Bytes, value: HeaderValue) {
+        let _ = self.0.insert_header(wire_name.clone(), value);
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.0.headers
+    }
+}
+
+/// How a failed exchange is answered: 504 when the app took too long, 502
+/// when it could not be reached or broke off, 400 for a request that could
+/// not be read, 0 when the client is gone.
+fn failure_status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+impl Front {
+    pub fn new(app: Arc<App>, portal: axum::Router) -> Self {
+        let verify = Endpoints::new(&app.prefix);
+        Front {
+            app,
+            verify,
+            portal,
+        }
+    }
+
+    /// The URL the user was asking for, if it is one we may send them back to.
+    fn original_url(&self, req: &RequestHeader) -> Option<String> {
+        let host = host_header(req);
+        let allowed = self.app.redirect.host_allowed(&canonical_host(host));
+        let public = self.app.redirect.public_url();
+        let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let url = if allowed && !host.is_empty() {
+            format!("{}://{host}{path_and_query}", public.scheme())
+        } else {
+            format!(
+                "{}{}",
+                public.as_str().trim_end_matches('/'),
+                path_and_query
+            )
+        };
+        self.app.redirect.validate(&url).map(String::from)
+    }
+
+    /// Judge the request. `Some` when it may go upstream; `None` when it was
+    /// answered here (a bad target, a forward-auth verdict, a portal page, a
+    /// denial).
+    pub async fn admit(&self, session: &mut ServerSession) -> Result<Option<Admitted>> {
+        let app = &self.app;
+        let req = session.req_header();
+        // The path comes from the target as received: Pingora reads a target
+        // that is not origin- or absolute-form (`admin/x`) as `/`, yet
+        // forwards it unchanged, and some apps route it to `/admin/x`.
+        let path = match request_path(&req.method, req.raw_path()) {
+            Ok(path) => path,
+            Err(e) => {
+                app.metrics.request(DecisionLabel::BadRequest, None, 0.0);
+                let denial = Denial::BadPath(ReadError::Target(e));
+                let asker = Asker {
+                    method: &req.method,
+                    browser: wants_html(&req.headers),
+                    return_to: None,
+                };
+                let reply = app.responder.denial(&denial, &asker);
+                write_reply(session, reply).await?;
+                return Ok(None);
+            }
+        };
+        if let Some(flavor) = self.verify.route(path) {
+            let peer = peer_ip(session);
+            let req = session.req_header();
+            let reply = forward_auth::answer(app, flavor, peer, &req.method, &req.headers).await;
+            write_reply(session, reply).await?;
+            return Ok(None);
+        }
+        if app.is_portal_path(path) {
+            app.metrics.request(DecisionLabel::Portal, None, 0.0);
+            portal_bridge::serve(session, app, &self.portal).await?;
+            return Ok(None);
+        }
+        let peer = peer_ip(session);
+        let live = app.live();
+        let also = AlsoRead {
+            method_overrides: live.headers.method_override == MethodOverride::Judge,
+            // Rewrite headers from a trusted proxy reach the app; anyone
+            // else's are removed before proxying.
+            rewrite_headers: if peer.is_some_and(|ip| app.is_trusted_proxy(ip)) {
+                &REWRITE_HEADERS
+            } else {
+                &[]
+            },
+        };
+        let view = RequestView {
+            method: &req.method,
+            host: host_header(req),
+            path,
+            headers: &req.headers,
+            client_ip: app.client_ip(peer, &req.headers),
+            also,
+        };
+        let denial = match live.gate.check(&view).await {
+            Ok(admission) => return Ok(Some(Admitted { live, admission })),
+            Err(denial) => denial,
+        };
+        app.log_denial(&live, &denial, &req.method, path, view.client_ip);
+        let browser = wants_html(&req.headers);
+        let return_to = if browser {
+            self.original_url(req)
+        } else {
+            None
+        };
+        let asker = Asker {
+            method: &req.method,
+            browser,
+            return_to: return_to.as_deref(),
+        };
+        let reply = app.responder.denial(&denial, &asker);
+        write_reply(session, reply).await?;
+        Ok(None)
+    }
+
+    /// Rewrite `upstream` (a copy of the request) into what the app may
+    /// see: identity headers for the admitted identity, the consumed
+    /// credential gone, forwarding headers only as a trusted proxy said or
+    /// as Gatehouse sets them, and an origin-form target.
+    pub fn upstream_request(
+        &self,
+        admitted: Option<&Admitted>,
+        peer: Option<IpAddr>,
+        client_host: &str,
+        upstream: &mut RequestHeader,
+    ) -> Result<()> {
+        let app = &self.app;
+        let (identity, consumed) = match admitted {
+            Some(a) => (a.admission.identity.as_deref(), a.admission.consumed),
+            None => (None, None),
+        };
+        // Borrowed, not cloned: each clone of the shared `Arc` is an atomic
+        // increment and decrement on a cache line every worker writes.
+        let fallback;
+        let live: &Live = match admitted {
+            Some(a) => &a.live,
+            None => {
+                fallback = app.live();
+                &fallback
+            }
+        };
+        headers::apply(
+            &mut UpstreamHeaders(upstream),
+            &live.headers,
+            identity,
+            consumed,
+            &live.session.cookie_name,
+        );
+
+        if live.headers.method_override == MethodOverride::Strip {
+            forwarding::strip_method_overrides(upstream);
+        }
+        let trusted = peer.is_some_and(|ip| app.is_trusted_proxy(ip));
+        if !trusted {
+            forwarding::strip_untrusted(upstream);
+        }
+        if let Some(ip) = peer {
+            let existing = upstream
+                .headers
+                .get(&X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+                .filter(|_| trusted);
+            let value = match existing {
+                Some(chain) => format!("{chain}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream.insert_header(X_FORWARDED_FOR_WIRE.clone(), value)?;
+            if !trusted {
+                upstream.insert_header(X_REAL_IP_WIRE.clone(), ip.to_string())?;
+            }
+        }
+        if !(trusted && upstream.headers.contains_key(&X_FORWARDED_PROTO)) {
+            upstream.insert_header(
+                X_FORWARDED_PROTO_WIRE.clone(),
+                HeaderValue::from_static(app.listener_scheme),
+            )?;
+        }
+        if !(trusted && upstream.headers.contains_key(&X_FORWARDED_HOST)) {
+            if client_host.is_empty() {
+                upstream.remove_header(&X_FORWARDED_HOST);
+            } else {
+                upstream.insert_header(X_FORWARDED_HOST_WIRE.clone(), client_host.to_owned())?;
+            }
+        }
+        forwarding::to_origin_form(upstream)
+    }
+
+    /// One access-log event per request, at debug level (`RUST_LOG=gatehouse=debug`).
+    /// The query string is left out: it may carry tokens.
+    pub fn log(&self, session: &ServerSession, admitted: Option<&Admitted>) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let req = session.req_header();
+        let identity = admitted.and_then(|a| a.admission.identity.as_deref());
+        tracing::debug!(
+            method = %req.method,
+            path = req.uri.path(),
+            status = session.response_written().map_or(0, |r| r.status.as_u16()),
+            user = identity.map(|i| i.subject.as_str()),
+            auth_method = identity.map(|i| i.method.as_str()),
+            "request"
+        );
+    }
+
+    /// Answer a request whose exchange failed, if nothing was answered yet
+    /// and the client is still there: 502 when the app cannot be reached or
+    /// broke off, 504 when it took too long, 400 for a request that could
+    /// not be read. Logs the failure once; returns the status (0: none).
+    pub async fn fail(&self, session: &mut ServerSession, e: &Error) -> u16 {
+        let mut code = failure_status(e);
+        if code == 502 || code == 504 {
+            self.app.metrics.upstream_error();
+        }
+        if session.response_written().is_some() {
+            code = 0;
+        }
+        if code > 0 {
+            let req = session.req_header();
+            let browser = wants_html(&req.headers);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let responder = &self.app.responder;
+            let reply = match code {
+                502 | 504 => {
+                    let retry = if browser {
+                        self.original_url(req)
+                    } else {
+                        None
+                    };
+                    responder.upstream_down(status, browser, retry.as_deref())
+                }
+                400 => responder.error(
+                    status,
+                    "bad_request",
+                    "the request could not be read",
+                    browser,
+                ),
+                _ => responder.error(status, "internal_error", "the request failed", browser),
+            };
+            session.set_keepalive(None);
+            if let Err(write_err) = write_reply(session, reply).await {
+                tracing::debug!(error = %write_err, "could not send the error response");
+            }
+        }
+        if failure_status(e) >= 500 {
+            tracing::warn!(status = code, error = %e, "request failed");
+        } else {
+            tracing::debug!(status = code, error = %e, "request ended early");
+        }
+        code
+    }
+}

@@ -1,0 +1,220 @@
+//! Hop-by-hop headers (RFC 9110 §7.6.1): what one connection says about
+//! itself, which the relay does not pass on, in either direction. Message
+//! framing is the relay's own: a request body without a length goes up
+//! chunked, and a response delimited by the app closing its connection goes
+//! down chunked, so the client's connection can stay open.
+
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderName, Method, Version};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::Result;
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
+/// Headers about one connection, never passed on as they came (RFC 9110
+/// §7.6.1, and the proxy ones of RFC 9110 §11.7); `Transfer-Encoding`
+/// is re-made for the next hop, `Upgrade` re-made for an allowed upgrade.
+const HOP_BY_HOP: [HeaderName; 10] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    HTTP2_SETTINGS,
+    PROXY_AUTHORIZATION,
+    PROXY_AUTHENTICATE,
+];
+
+/// Names a `Connection` header lists (lower case; at most 32 are honoured).
+fn nominated(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .take(32)
+        .collect()
+}
+
+/// Whether any header would be removed: most requests carry none, and then
+/// nothing is allocated or touched.
+fn any_hop_header(headers: &HeaderMap) -> bool {
+    HOP_BY_HOP.iter().any(|name| headers.contains_key(name))
+}
+
+/// An upgrade the app may be asked for: anything but a switch to another
+/// HTTP (`h2c`, `HTTP/2.0`), whose later requests would reach the app
+/// through the tunnel without the gate ever seeing them.
+fn allowed_upgrade(value: &[u8]) -> bool {
+    value.split(|b| *b == b',').all(|token| {
+        let token = token.trim_ascii();
+        let another_http = token.eq_ignore_ascii_case(b"h2c")
+            || token
+                .get(..5)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"http/"));
+        !token.is_empty() && !another_http
+    })
+}
+
+/// The request as it goes upstream: hop-by-hop headers and those its
+/// `Connection` header nominates removed, an allowed upgrade kept, and a
+/// body without `Content-Length` sent chunked. `has_body` is whether the
+/// client sends one. Returns whether the request asks for an upgrade.
+pub fn request(req: &mut RequestHeader, has_body: bool) -> Result<bool> {
+    if !any_hop_header(&req.headers) {
+        return Ok(false);
+    }
+    let nominated = nominated(&req.headers);
+    // An upgrade counts only as the client's Connection header names it
+    // (RFC 9110 §7.8), and only in HTTP/1.1.
+    let upgrade = (req.version == Version::HTTP_11 && nominated.contains(&UPGRADE))
+        .then(|| req.headers.get(UPGRADE).cloned())
+        .flatten()
+        .filter(|v| allowed_upgrade(v.as_bytes()));
+    for name in nominated {
+        if name != http::header::HOST {
+            req.remove_header(&name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        req.remove_header(name);
+    }
+    if has_body && !req.headers.contains_key(CONTENT_LENGTH) {
+        req.insert_header(TRANSFER_ENCODING, "chunked")?;
+    }
+    let upgrading = upgrade.is_some();
+    if let Some(protocol) = upgrade {
+        req.insert_header(CONNECTION, "Upgrade")?;
+        req.insert_header(UPGRADE, protocol)?;
+    }
+    Ok(upgrading)
+}
+
+/// The response as it goes to the client: hop-by-hop headers removed (but
+/// those of a `101 Switching Protocols`), and a body that ends when the app
+/// closes its connection sent chunked to an HTTP/1.1 client. `complete`:
+/// the app's response has no body left to read.
+pub fn response(resp: &mut ResponseHeader, method: &Method, client: Version, complete: bool) {
+    let status = resp.status.as_u16();
+    if status == 101 {
+        return;
+    }
+    if any_hop_header(&resp.headers) {
+        for name in nominated(&resp.headers) {
+            if name != TRANSFER_ENCODING && name != CONTENT_LENGTH {
+                resp.remove_header(&name);
+            }
+        }
+        // Transfer-Encoding stays: it frames the body as it is sent on.
+        for name in HOP_BY_HOP.iter().filter(|n| **n != TRANSFER_ENCODING) {
+            resp.remove_header(name);
+        }
+    }
+    if client != Version::HTTP_11 {
+        return;
+    }
+    // Gatehouse speaks HTTP/1.1 to this client, whatever the app spoke.
+    resp.set_version(Version::HTTP_11);
+    let bodiless = *method == Method::HEAD || matches!(status, 100..=199 | 204 | 304);
+    if !bodiless
+        && !complete
+        && !resp.headers.contains_key(TRANSFER_ENCODING)
+        && !resp.headers.contains_key(CONTENT_LENGTH)
+    {
+        let _ = resp.insert_header(TRANSFER_ENCODING, "chunked");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn hop_headers_and_nominated_ones_do_not_go_up() {
+        let mut r = req(&[
+            ("Connection", "keep-alive, X-Secret"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Proxy-Authorization", "Basic eA=="),
+            ("Accept", "*/*"),
+        ]);
+        assert!(!request(&mut r, false).unwrap());
+        let names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["accept"]);
+    }
+
+    #[test]
+    fn host_cannot_be_nominated_away() {
+        let mut r = req(&[("Host", "app"), ("Connection", "host")]);
+        request(&mut r, false).unwrap();
+        assert_eq!(r.headers["host"], "app");
+    }
+
+    #[test]
+    fn websocket_and_other_upgrades_pass_but_not_to_another_http() {
+        let mut r = req(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
+        assert!(request(&mut r, false).unwrap());
+        assert_eq!(r.headers["upgrade"], "websocket");
+        assert_eq!(r.headers["connection"], "Upgrade");
+        for refused in ["h2c", "HTTP/2.0", "websocket, h2c"] {
+            let mut r = req(&[
+                ("Connection", "Upgrade, HTTP2-Settings"),
+                ("Upgrade", refused),
+            ]);
+            r.append_header("HTTP2-Settings", "AAMAAABkAAQAoAAAAAIAAAAA")
+                .unwrap();
+            assert!(!request(&mut r, false).unwrap(), "{refused}");
+            assert!(r.headers.get("upgrade").is_none(), "{refused}");
+            assert!(r.headers.get("http2-settings").is_none(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_body_without_length_goes_up_chunked() {
+        let mut r = req(&[("Transfer-Encoding", "chunked")]);
+        request(&mut r, true).unwrap();
+        let mut r2 = req(&[("Upgrade", "websocket")]);
+        assert!(!request(&mut r2, false).unwrap(), "not named in Connection");
+        assert_eq!(r.headers["transfer-encoding"], "chunked");
+        let mut r = req(&[("Content-Length", "3"), ("Connection", "close")]);
+        request(&mut r, true).unwrap();
+        assert!(r.headers.get("transfer-encoding").is_none());
+    }
+
+    #[test]
+    fn responses_lose_hop_headers_and_close_delimited_bodies_are_chunked() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Connection", "X-Up-Hop").unwrap();
+        resp.append_header("X-Up-Hop", "1").unwrap();
+        resp.append_header("Keep-Alive", "timeout=5").unwrap();
+        resp.set_version(Version::HTTP_10);
+        response(&mut resp, &Method::GET, Version::HTTP_11, false);
+        assert!(resp.headers.get("x-up-hop").is_none());
+        assert!(resp.headers.get("keep-alive").is_none());
+        assert_eq!(resp.headers["transfer-encoding"], "chunked");
+        assert_eq!(resp.version, Version::HTTP_11);
+
+        let mut head = ResponseHeader::build(200, None).unwrap();
+        response(&mut head, &Method::HEAD, Version::HTTP_11, false);
+        assert!(head.headers.get("transfer-encoding").is_none());
+    }
+}
