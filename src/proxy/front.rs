@@ -10,9 +10,9 @@ use crate::gate::{Admission, Denial, RequestView};
 use crate::metrics::DecisionLabel;
 use crate::request::{canonical_host, request_path, AlsoRead, ReadError, REWRITE_HEADERS};
 use crate::respond::{wants_html, Asker, Reply};
-use crate::upstream::forwarding;
-use crate::upstream::headers::{self, HeaderSink, MethodOverride};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use crate::upstream::headers::MethodOverride;
+use crate::upstream::request::{Built, UpstreamRequest};
+use http::{Method, StatusCode};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -33,17 +33,6 @@ pub struct Admitted {
     pub live: Arc<Live>,
     pub admission: Admission,
 }
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-/// The same names as static bytes, spelled as before on the wire (lower
-/// case): Pingora's `insert_header` takes the wire spelling, and from a
-/// `HeaderName` it copies it into a fresh allocation on every request.
-static X_FORWARDED_FOR_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-for");
-static X_FORWARDED_PROTO_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-proto");
-static X_FORWARDED_HOST_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-forwarded-host");
-static X_REAL_IP_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"x-real-ip");
 
 /// The request's host: authority of an absolute URI, else the Host header.
 pub fn host_header(req: &RequestHeader) -> &str {
@@ -79,20 +68,6 @@ pub async fn write_reply(session: &mut ServerSession, reply: Reply) -> Result<()
         session.finish_body().await
     } else {
         session.write_response_body(reply.body, true).await
-    }
-}
-
-struct UpstreamHeaders<'a>(&'a mut RequestHeader);
-
-impl HeaderSink for UpstreamHeaders<'_> {
-    fn remove(&mut self, name: &HeaderName) {
-        self.0.remove_header(name);
-    }
-    fn set(&mut self, _name: &HeaderName, wire_name: &bytes::Bytes, value: HeaderValue) {
-        let _ = self.0.insert_header(wire_name.clone(), value);
-    }
-    fn headers(&self) -> &HeaderMap {
-        &self.0.headers
     }
 }
 
@@ -223,22 +198,18 @@ impl Front {
         Ok(None)
     }
 
-    /// Rewrite `upstream` (a copy of the request) into what the app may
-    /// see: identity headers for the admitted identity, the consumed
-    /// credential gone, forwarding headers only as a trusted proxy said or
-    /// as Gatehouse sets them, and an origin-form target.
+    /// The request for the app (see `upstream::request`): what the client
+    /// asked, with the admitted identity's headers, the consumed credential
+    /// gone, and forwarding headers as a trusted proxy said or as Gatehouse
+    /// sets them.
     pub fn upstream_request(
         &self,
         admitted: Option<&Admitted>,
         peer: Option<IpAddr>,
-        client_host: &str,
-        upstream: &mut RequestHeader,
-    ) -> Result<()> {
+        asked: &RequestHeader,
+        has_body: bool,
+    ) -> Result<Built> {
         let app = &self.app;
-        let (identity, consumed) = match admitted {
-            Some(a) => (a.admission.identity.as_deref(), a.admission.consumed),
-            None => (None, None),
-        };
         // Borrowed, not cloned: each clone of the shared `Arc` is an atomic
         // increment and decrement on a cache line every worker writes.
         let fallback;
@@ -249,50 +220,19 @@ impl Front {
                 &fallback
             }
         };
-        headers::apply(
-            &mut UpstreamHeaders(upstream),
-            &live.headers,
-            identity,
-            consumed,
-            &live.session.cookie_name,
-        );
-
-        if live.headers.method_override == MethodOverride::Strip {
-            forwarding::strip_method_overrides(upstream);
+        UpstreamRequest {
+            asked,
+            host: host_header(asked),
+            settings: &live.headers,
+            identity: admitted.and_then(|a| a.admission.identity.as_deref()),
+            consumed: admitted.and_then(|a| a.admission.consumed),
+            cookie_name: &live.session.cookie_name,
+            peer,
+            trusted: peer.is_some_and(|ip| app.is_trusted_proxy(ip)),
+            scheme: app.listener_scheme,
+            has_body,
         }
-        let trusted = peer.is_some_and(|ip| app.is_trusted_proxy(ip));
-        if !trusted {
-            forwarding::strip_untrusted(upstream);
-        }
-        if let Some(ip) = peer {
-            let existing = upstream
-                .headers
-                .get(&X_FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-                .filter(|_| trusted);
-            let value = match existing {
-                Some(chain) => format!("{chain}, {ip}"),
-                None => ip.to_string(),
-            };
-            upstream.insert_header(X_FORWARDED_FOR_WIRE.clone(), value)?;
-            if !trusted {
-                upstream.insert_header(X_REAL_IP_WIRE.clone(), ip.to_string())?;
-            }
-        }
-        if !(trusted && upstream.headers.contains_key(&X_FORWARDED_PROTO)) {
-            upstream.insert_header(
-                X_FORWARDED_PROTO_WIRE.clone(),
-                HeaderValue::from_static(app.listener_scheme),
-            )?;
-        }
-        if !(trusted && upstream.headers.contains_key(&X_FORWARDED_HOST)) {
-            if client_host.is_empty() {
-                upstream.remove_header(&X_FORWARDED_HOST);
-            } else {
-                upstream.insert_header(X_FORWARDED_HOST_WIRE.clone(), client_host.to_owned())?;
-            }
-        }
-        forwarding::to_origin_form(upstream)
+        .build()
     }
 
     /// One access-log event per request, at debug level (`RUST_LOG=gatehouse=debug`).

@@ -2,7 +2,7 @@
 //! [`Front`] decides and rewrites, pingora-proxy streams. HTTP/1.1 never
 //! comes here: the relay (`super::relay`) serves it.
 
-use super::front::{host_header, peer_ip, Admitted, Front};
+use super::front::{peer_ip, Admitted, Front};
 use super::in_flight::{InFlightGuard, WorkerInFlight};
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
@@ -63,9 +63,13 @@ impl ProxyHttp for H2Proxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         let peer = peer_ip(session);
-        let host = host_header(session.req_header());
-        self.front
-            .upstream_request(ctx.admitted.as_ref(), peer, host, upstream_request)
+        // pingora-proxy has framed the request and removed its hop-by-hop
+        // headers already; the built request replaces its copy whole.
+        let built =
+            self.front
+                .upstream_request(ctx.admitted.as_ref(), peer, upstream_request, false)?;
+        *upstream_request = built.header;
+        Ok(())
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {

@@ -1,13 +1,12 @@
 //! The proxy path, in the order a request meets it: the [`Front`] judges
 //! and rewrites every request (`front`); HTTP/1.1 is relayed by [`Relay`]
-//! on pingora-core (`relay`, with `hop` for hop-by-hop headers and `pool`
-//! for upstream connections); HTTP/2 goes through pingora-proxy (`h2`).
+//! on pingora-core (`relay`, with `pool` for upstream connections);
+//! HTTP/2 goes through pingora-proxy (`h2`).
 //! Portal paths are handed to the portal's router (`portal_bridge`), and
 //! requests in flight are counted for a graceful stop (`in_flight`).
 
 mod front;
 mod h2;
-mod hop;
 mod in_flight;
 mod pool;
 mod portal_bridge;

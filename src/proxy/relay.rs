@@ -13,13 +13,13 @@
 //! safely sent again, 502 and 504, the app's request cancelled when the
 //! client goes away, and hop-by-hop headers ([`hop`]).
 
-use super::front::{host_header, write_reply, Admitted, Front};
+use super::front::{write_reply, Admitted, Front};
 use super::h2::H2Proxy;
-use super::hop;
 use super::in_flight::WorkerInFlight;
 use super::pool::UpstreamPool;
+use crate::upstream::hop;
 use async_trait::async_trait;
-use http::{Method, StatusCode, Version};
+use http::{Method, StatusCode};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::http::RequestHeader;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
@@ -94,27 +94,6 @@ impl Relay {
         }
     }
 
-    /// The upstream request for what the client sent: hop-by-hop headers
-    /// gone, identity and forwarding headers as the front sets them.
-    fn upstream_request(
-        &self,
-        client: &ClientSession,
-        admitted: &Admitted,
-        has_body: bool,
-    ) -> Result<(Box<RequestHeader>, bool)> {
-        let asked = client.req_header();
-        let mut req = Box::new(asked.clone());
-        req.set_version(Version::HTTP_11);
-        let upgrade = hop::request(&mut req, has_body)?;
-        let peer = client
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        self.front
-            .upstream_request(Some(admitted), peer, host_header(asked), &mut req)?;
-        Ok((req, upgrade))
-    }
-
     /// Relay one admitted request to the app and its answer back; `true`
     /// when the client's connection can serve another request.
     async fn forward(&self, client: &mut ClientSession, admitted: &Admitted) -> Result<bool> {
@@ -131,8 +110,14 @@ impl Relay {
             let mut app = UpstreamSession::new(stream);
             app.read_timeout = peer.options.read_timeout;
             app.write_timeout = Some(peer.options.write_timeout.unwrap_or(WRITE_TIMEOUT));
-            let (req, upgrade) = self.upstream_request(client, admitted, has_body)?;
-            match exchange(client, &mut app, req, upgrade).await {
+            let peer = client
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
+            let built =
+                self.front
+                    .upstream_request(Some(admitted), peer, client.req_header(), has_body)?;
+            match exchange(client, &mut app, Box::new(built.header), built.upgrade).await {
                 Ok(ended) => {
                     if ended.upstream_reusable {
                         app.respect_keepalive();

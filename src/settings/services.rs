@@ -14,8 +14,7 @@ use crate::tokens::external::IssuerSettings;
 use crate::tokens::{KeyMaterial, TokenSettings};
 use crate::two_factor::cipher::{SecretCipher, MIN_KEY_CHARS};
 use crate::two_factor::TwoFactorSettings;
-use crate::upstream::headers::{HeaderSettings, IdentityHeader, MethodOverride};
-use http::HeaderName;
+use crate::upstream::headers::{static_name, HeaderSettings, IdentityHeader, MethodOverride};
 use std::time::Duration;
 use url::Url;
 
@@ -58,18 +57,12 @@ pub(super) fn headers(c: &mut Checker, raw: raw::RawHeaders) -> HeaderSettings {
         if name.is_empty() {
             continue;
         }
-        match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(h) if names.iter().any(|n| n.name == h) => {
+        match static_name(&name) {
+            Some(h) if names.iter().any(|n| n.name == h) => {
                 c.err(&format!("headers.{key}"), format!("`{name}` is used twice"));
             }
-            Ok(h) => names.push(IdentityHeader {
-                name: h,
-                wire_name: bytes::Bytes::from_static(
-                    crate::upstream::headers::interned(&name).as_bytes(),
-                ),
-                field,
-            }),
-            Err(_) => c.err(
+            Some(h) => names.push(IdentityHeader { name: h, field }),
+            None => c.err(
                 &format!("headers.{key}"),
                 format!("`{name}` is not a valid header name"),
             ),

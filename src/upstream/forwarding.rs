@@ -6,7 +6,6 @@
 //! here is what the gate judged, or what a trusted proxy said.
 
 use crate::request::{classify_target, same_header, TargetForm, METHOD_OVERRIDE_HEADERS};
-use http::HeaderName;
 use pingora::http::RequestHeader;
 use pingora::Result;
 
@@ -31,41 +30,17 @@ const UNTRUSTED: &[&str] = &[
     "x-remote-addr",
 ];
 
-fn is_untrusted_forwarding(name: &str) -> bool {
+/// A forwarding or rewrite header believed only from a trusted proxy.
+pub(super) fn is_untrusted_forwarding(name: &str) -> bool {
     let forwarded_prefix = name.len() > 12 && same_header(&name[..12], "x-forwarded-");
     forwarded_prefix || UNTRUSTED.iter().any(|h| same_header(name, h))
 }
 
-fn is_method_override(name: &str) -> bool {
+/// `X-HTTP-Method-Override` and kin, in any spelling.
+pub(super) fn is_method_override(name: &str) -> bool {
     METHOD_OVERRIDE_HEADERS
         .iter()
         .any(|h| same_header(name, h.as_str()))
-}
-
-/// Remove every header `doomed` picks; allocates only when one is present.
-fn remove_where(req: &mut RequestHeader, doomed: impl Fn(&str) -> bool) {
-    if !req.headers.keys().any(|k| doomed(k.as_str())) {
-        return;
-    }
-    let names: Vec<HeaderName> = req
-        .headers
-        .keys()
-        .filter(|k| doomed(k.as_str()))
-        .cloned()
-        .collect();
-    for name in &names {
-        req.remove_header(name);
-    }
-}
-
-/// `headers.method_override: strip`: the app sees the method that was judged.
-pub fn strip_method_overrides(req: &mut RequestHeader) {
-    remove_where(req, is_method_override);
-}
-
-/// A peer outside `server.trusted_proxies` cannot speak for the client.
-pub fn strip_untrusted(req: &mut RequestHeader) {
-    remove_where(req, is_untrusted_forwarding);
 }
 
 /// Send an absolute-form target (`GET http://host/p`) as origin-form

@@ -1,23 +1,21 @@
-//! Strip spoofable identity headers, then inject the verified identity.
-//!
-//! A client-sent copy of any configured identity header is removed whatever
-//! its case and whether it uses `_` or `-` (some frameworks fold both into
-//! the same CGI-style variable), before Gatehouse sets its own.
+//! The identity headers: their settings, and which client headers spoof
+//! them. A client-sent copy of any configured identity header is left
+//! behind whatever its case and whether it uses `_` or `-` (some frameworks
+//! fold both into the same CGI-style variable); `request` then adds
+//! Gatehouse's own.
 
-use crate::credentials::{CredentialSource, X_API_KEY};
-use crate::identity::{Identity, IdentityField};
+use crate::identity::IdentityField;
 use crate::request::same_header;
-use http::header::{AUTHORIZATION, COOKIE};
+use http::header::COOKIE;
 use http::{HeaderMap, HeaderName};
 
-/// One identity header: its name, the spelling sent on the wire, its field.
+/// One identity header: its name and its field.
 #[derive(Debug, Clone)]
 pub struct IdentityHeader {
+    /// Made from static bytes ([`static_name`]), so copying it into each
+    /// upstream request neither allocates nor touches a reference count
+    /// shared by every worker thread.
     pub name: HeaderName,
-    /// As configured (`Remote-User`), as static bytes ([`interned`]), so
-    /// inserting the header upstream neither copies nor touches a reference
-    /// count shared by every worker thread.
-    pub wire_name: bytes::Bytes,
     pub field: IdentityField,
 }
 
@@ -39,11 +37,17 @@ pub enum MethodOverride {
     Judge,
 }
 
-static COOKIE_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"Cookie");
+/// A configured header name, made from a `&'static str` leaked once per
+/// distinct name for the life of the process (a handful, whatever the
+/// reloads). `None` when it is not a header name.
+pub fn static_name(name: &str) -> Option<HeaderName> {
+    let lower = name.to_ascii_lowercase();
+    HeaderName::from_bytes(lower.as_bytes()).ok()?;
+    Some(HeaderName::from_static(interned(&lower)))
+}
 
-/// `name` as a `&'static str`, leaked once per distinct name for the life of
-/// the process (configured header names: a handful, whatever the reloads).
-pub fn interned(name: &str) -> &'static str {
+/// `name` as a `&'static str`, leaked once per distinct name.
+fn interned(name: &str) -> &'static str {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
@@ -59,30 +63,21 @@ pub fn interned(name: &str) -> &'static str {
     leaked
 }
 
-/// Names in `headers` that spoof a configured identity header.
-pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h HeaderName> {
-    headers
-        .keys()
-        .filter(|k| {
-            settings
-                .names
-                .iter()
-                .any(|h| same_header(k.as_str(), h.name.as_str()))
-        })
-        .collect()
+/// Whether `name` spoofs a configured identity header (any case, `_` for `-`).
+pub fn spoofs(name: &HeaderName, settings: &HeaderSettings) -> bool {
+    settings
+        .names
+        .iter()
+        .any(|h| same_header(name.as_str(), h.name.as_str()))
 }
 
-/// The request mutations for one upstream request, applied through a
-/// callback-free interface so it works on any header container.
-pub trait HeaderSink {
-    fn remove(&mut self, name: &HeaderName);
-    /// Set `name` (spelled `wire_name` on the wire) to `value`.
-    fn set(&mut self, name: &HeaderName, wire_name: &bytes::Bytes, value: http::HeaderValue);
-    fn headers(&self) -> &HeaderMap;
+/// Names in `headers` that spoof a configured identity header.
+pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h HeaderName> {
+    headers.keys().filter(|k| spoofs(k, settings)).collect()
 }
 
 /// The `Cookie` header without cookie `name`; `None` when nothing remains.
-fn cookies_without(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn cookies_without(headers: &HeaderMap, name: &str) -> Option<String> {
     let kept: Vec<&str> = headers
         .get_all(COOKIE)
         .iter()
@@ -92,44 +87,6 @@ fn cookies_without(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
-}
-
-/// Strip every spoofed identity header, inject `identity`'s values (all of
-/// them, empty when unknown), and drop the consumed credential (for the
-/// session: just that cookie).
-pub fn apply(
-    sink: &mut impl HeaderSink,
-    settings: &HeaderSettings,
-    identity: Option<&Identity>,
-    consumed: Option<CredentialSource>,
-    cookie_name: &str,
-) {
-    let doomed: Vec<HeaderName> = spoofed(sink.headers(), settings)
-        .into_iter()
-        .cloned()
-        .collect();
-    for name in &doomed {
-        sink.remove(name);
-    }
-    if let Some(id) = identity {
-        for h in &settings.names {
-            sink.set(&h.name, &h.wire_name, id.header_value(h.field).clone());
-        }
-    }
-    if !settings.pass_credentials {
-        match consumed {
-            Some(CredentialSource::Authorization) => sink.remove(&AUTHORIZATION),
-            Some(CredentialSource::ApiKeyHeader) => sink.remove(&X_API_KEY),
-            Some(CredentialSource::SessionCookie) => {
-                let rest = cookies_without(sink.headers(), cookie_name);
-                sink.remove(&COOKIE);
-                if let Some(v) = rest.and_then(|r| http::HeaderValue::from_str(&r).ok()) {
-                    sink.set(&COOKIE, &COOKIE_WIRE, v);
-                }
-            }
-            None => {}
-        }
-    }
 }
 
 #[cfg(test)]
@@ -152,10 +109,15 @@ mod tests {
 
     #[test]
     fn names_are_interned_once() {
-        let a = interned("Remote-User-Interned-Test");
-        let b = interned(&String::from("Remote-User-Interned-Test"));
-        assert_eq!(a, "Remote-User-Interned-Test");
+        let a = interned("remote-user-interned-test");
+        let b = interned(&String::from("remote-user-interned-test"));
+        assert_eq!(a, "remote-user-interned-test");
         assert!(std::ptr::eq(a, b));
+        assert_eq!(
+            static_name("Remote-User-Interned-Test").unwrap(),
+            "remote-user-interned-test"
+        );
+        assert!(static_name("Remote User").is_none());
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1): what one connection says about
-//! itself, which the relay does not pass on, in either direction. Message
+//! itself, which is not passed on, in either direction. Message
 //! framing is the relay's own: a request body without a length goes up
 //! chunked, and a response delimited by the app closing its connection goes
 //! down chunked, so the client's connection can stay open.
 
+use http::header::HOST;
 use http::header::{
     CONNECTION, CONTENT_LENGTH, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
-use http::{HeaderMap, HeaderName, Method, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::Result;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -45,7 +45,7 @@ fn nominated(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// Whether any header would be removed: most requests carry none, and then
+/// Whether any header would be removed: most answers carry none, and then
 /// nothing is allocated or touched.
 fn any_hop_header(headers: &HeaderMap) -> bool {
     HOP_BY_HOP.iter().any(|name| headers.contains_key(name))
@@ -65,38 +65,50 @@ fn allowed_upgrade(value: &[u8]) -> bool {
     })
 }
 
-/// The request as it goes upstream: hop-by-hop headers and those its
-/// `Connection` header nominates removed, an allowed upgrade kept, and a
-/// body without `Content-Length` sent chunked. `has_body` is whether the
-/// client sends one. Returns whether the request asks for an upgrade.
-pub fn request(req: &mut RequestHeader, has_body: bool) -> Result<bool> {
-    if !any_hop_header(&req.headers) {
-        return Ok(false);
-    }
-    let nominated = nominated(&req.headers);
-    // An upgrade counts only as the client's Connection header names it
-    // (RFC 9110 §7.8), and only in HTTP/1.1.
-    let upgrade = (req.version == Version::HTTP_11 && nominated.contains(&UPGRADE))
-        .then(|| req.headers.get(UPGRADE).cloned())
-        .flatten()
-        .filter(|v| allowed_upgrade(v.as_bytes()));
-    for name in nominated {
-        if name != http::header::HOST {
-            req.remove_header(&name);
+/// What the client's connection headers say of its own hop: which headers
+/// are not passed on, and the upgrade asked for, if the app may be asked.
+pub struct ClientHop {
+    nominated: Vec<HeaderName>,
+    /// The `Upgrade` value to send on: named in `Connection` (RFC 9110
+    /// §7.8), in HTTP/1.1, and allowed.
+    pub upgrade: Option<HeaderValue>,
+}
+
+impl ClientHop {
+    pub fn read(req: &RequestHeader) -> Self {
+        if !req.headers.contains_key(CONNECTION) {
+            return ClientHop {
+                nominated: Vec::new(),
+                upgrade: None,
+            };
         }
+        let nominated = nominated(&req.headers);
+        let upgrade = (req.version == Version::HTTP_11 && nominated.contains(&UPGRADE))
+            .then(|| req.headers.get(UPGRADE).cloned())
+            .flatten()
+            .filter(|v| allowed_upgrade(v.as_bytes()));
+        ClientHop { nominated, upgrade }
     }
-    for name in &HOP_BY_HOP {
-        req.remove_header(name);
+
+    /// Whether the header `name` stays on the client's hop (`Host` cannot
+    /// be nominated away).
+    pub fn drops(&self, name: &HeaderName) -> bool {
+        HOP_BY_HOP.contains(name) || (self.nominated.contains(name) && *name != HOST)
     }
-    if has_body && !req.headers.contains_key(CONTENT_LENGTH) {
-        req.insert_header(TRANSFER_ENCODING, "chunked")?;
+
+    /// Frame the upstream request (`has_body` without `Content-Length`:
+    /// chunked) and ask for the upgrade; `true` when one is asked for.
+    pub fn finish(self, headers: &mut HeaderMap, has_body: bool) -> bool {
+        if has_body && !headers.contains_key(CONTENT_LENGTH) {
+            headers.append(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        }
+        let Some(protocol) = self.upgrade else {
+            return false;
+        };
+        headers.append(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.append(UPGRADE, protocol);
+        true
     }
-    let upgrading = upgrade.is_some();
-    if let Some(protocol) = upgrade {
-        req.insert_header(CONNECTION, "Upgrade")?;
-        req.insert_header(UPGRADE, protocol)?;
-    }
-    Ok(upgrading)
 }
 
 /// The response as it goes to the client: hop-by-hop headers removed (but
@@ -146,6 +158,19 @@ mod tests {
         r
     }
 
+    /// The request as `request::build` would pass it: without the headers
+    /// the client's hop keeps, framed, upgraded.
+    fn request(r: &mut RequestHeader, has_body: bool) -> bool {
+        let hop = ClientHop::read(r);
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        for (name, value) in r.headers.iter().filter(|(n, _)| !hop.drops(n)) {
+            parts.headers.append(name.clone(), value.clone());
+        }
+        let upgrade = hop.finish(&mut parts.headers, has_body);
+        *r = RequestHeader::from(parts);
+        upgrade
+    }
+
     #[test]
     fn hop_headers_and_nominated_ones_do_not_go_up() {
         let mut r = req(&[
@@ -157,7 +182,7 @@ mod tests {
             ("Proxy-Authorization", "Basic eA=="),
             ("Accept", "*/*"),
         ]);
-        assert!(!request(&mut r, false).unwrap());
+        assert!(!request(&mut r, false));
         let names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["accept"]);
     }
@@ -165,14 +190,14 @@ mod tests {
     #[test]
     fn host_cannot_be_nominated_away() {
         let mut r = req(&[("Host", "app"), ("Connection", "host")]);
-        request(&mut r, false).unwrap();
+        request(&mut r, false);
         assert_eq!(r.headers["host"], "app");
     }
 
     #[test]
     fn websocket_and_other_upgrades_pass_but_not_to_another_http() {
         let mut r = req(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
-        assert!(request(&mut r, false).unwrap());
+        assert!(request(&mut r, false));
         assert_eq!(r.headers["upgrade"], "websocket");
         assert_eq!(r.headers["connection"], "Upgrade");
         for refused in ["h2c", "HTTP/2.0", "websocket, h2c"] {
@@ -182,7 +207,7 @@ mod tests {
             ]);
             r.append_header("HTTP2-Settings", "AAMAAABkAAQAoAAAAAIAAAAA")
                 .unwrap();
-            assert!(!request(&mut r, false).unwrap(), "{refused}");
+            assert!(!request(&mut r, false), "{refused}");
             assert!(r.headers.get("upgrade").is_none(), "{refused}");
             assert!(r.headers.get("http2-settings").is_none(), "{refused}");
         }
@@ -191,12 +216,12 @@ mod tests {
     #[test]
     fn a_body_without_length_goes_up_chunked() {
         let mut r = req(&[("Transfer-Encoding", "chunked")]);
-        request(&mut r, true).unwrap();
+        request(&mut r, true);
         let mut r2 = req(&[("Upgrade", "websocket")]);
-        assert!(!request(&mut r2, false).unwrap(), "not named in Connection");
+        assert!(!request(&mut r2, false), "not named in Connection");
         assert_eq!(r.headers["transfer-encoding"], "chunked");
         let mut r = req(&[("Content-Length", "3"), ("Connection", "close")]);
-        request(&mut r, true).unwrap();
+        request(&mut r, true);
         assert!(r.headers.get("transfer-encoding").is_none());
     }
 
