@@ -17,7 +17,6 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Version};
 use pingora::http::RequestHeader;
 use pingora::Result;
-use std::fmt::Write;
 use std::net::IpAddr;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -112,15 +111,18 @@ impl UpstreamRequest<'_> {
             }
         }
         if let Some(ip) = self.peer {
-            if !chain.is_empty() {
-                chain.push_str(", ");
-            }
-            let _ = write!(chain, "{ip}");
+            let ip = address_text(ip);
             if !self.trusted {
-                headers.append(X_REAL_IP.clone(), header_text(ip.to_string()));
+                headers.append(X_REAL_IP.clone(), ip.clone());
             }
-        }
-        if !chain.is_empty() {
+            if chain.is_empty() {
+                headers.append(X_FORWARDED_FOR.clone(), ip);
+            } else {
+                chain.push_str(", ");
+                chain.push_str(ip.to_str().unwrap_or_default());
+                headers.append(X_FORWARDED_FOR.clone(), header_text(chain));
+            }
+        } else if !chain.is_empty() {
             headers.append(X_FORWARDED_FOR.clone(), header_text(chain));
         }
         if !(self.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -158,8 +160,52 @@ impl UpstreamRequest<'_> {
     }
 }
 
+/// An address as header text. IPv4 is written by hand: the `Display`
+/// machinery (padding, alignment) costs more than the rest of the header.
+fn address_text(ip: IpAddr) -> HeaderValue {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            header_text(text)
+        }
+        IpAddr::V6(_) => header_text(ip.to_string()),
+    }
+}
+
 /// A header value of text Gatehouse made (addresses, lists of them),
 /// taking the string's buffer as it is.
 fn header_text(text: String) -> HeaderValue {
     HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_text;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.200",
+            "::1",
+            "fe80::1:2",
+        ] {
+            let parsed: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(address_text(parsed), parsed.to_string().as_str(), "{ip}");
+        }
+    }
 }
