@@ -71,13 +71,16 @@ pub async fn write_reply(session: &mut ServerSession, reply: Reply) -> Result<()
     }
 }
 
-/// How a failed exchange is answered: 504 when the app took too long, 502
-/// when it could not be reached or broke off, 400 for a request that could
+/// How a failed exchange is answered: 504 when the app took too long to
+/// answer, 502 when it could not be reached or broke off, 400 for a request that could
 /// not be read, 0 when the client is gone.
 fn failure_status(e: &Error) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+        // An app that cannot be reached is down (502, even when the connect
+        // timed out: the contract's "upstream down"); one that was reached
+        // and then took too long is a 504.
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout
             if e.esource() == &ErrorSource::Upstream =>
         {
             504

@@ -32,6 +32,7 @@ use pingora::{Error, ErrorType, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// How long a client connection may sit idle between requests.
 const KEEPALIVE_IDLE_SECS: u64 = 60;
@@ -45,6 +46,7 @@ pub struct Relay {
     in_flight: WorkerInFlight,
     h2: Arc<HttpProxy<H2Proxy>>,
     stopping: AtomicBool,
+    stop: Notify,
 }
 
 /// Why an exchange with the app failed, and whether the request may be
@@ -79,6 +81,7 @@ impl Relay {
             in_flight,
             h2: Arc::new(h2),
             stopping: AtomicBool::new(false),
+            stop: Notify::new(),
         }
     }
 
@@ -274,14 +277,17 @@ impl HttpServerApp for Relay {
         if !matches!(session, ServerSession::H1(_)) {
             return self.h2.process_new_http(session, shutdown).await;
         }
-        // Once stopping, a kept-alive connection takes no new request. One
-        // idle between requests is not raced against the stop: the process
-        // exits when the requests in flight are done (`server`), idle
-        // connections or not.
+        // Once stopping, a kept-alive connection takes no new request, and
+        // one waiting for its next request is closed at once.
         if self.stopping.load(Ordering::Relaxed) {
             return None;
         }
-        match session.read_request().await {
+        let read = tokio::select! {
+            biased;
+            read = session.read_request() => read,
+            _ = self.stop.notified() => return None,
+        };
+        match read {
             Ok(true) => {}
             Ok(false) => return None,
             Err(e) => {
@@ -356,6 +362,7 @@ impl HttpServerApp for Relay {
 
     async fn http_cleanup(&self) {
         self.stopping.store(true, Ordering::Relaxed);
+        self.stop.notify_waiters();
         self.h2.http_cleanup().await;
     }
 }
