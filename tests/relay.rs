@@ -490,6 +490,38 @@ fn uploads_of_64_mib_stream_through_without_being_buffered() {
     );
 }
 
+/// A client whose chunk sizes, data and line ends arrive in separate reads
+/// (a slow link does that): a read of framing alone carries no data, and the
+/// relay must not pass it on as an empty chunk, which ends the body.
+#[test]
+fn a_chunked_upload_arriving_in_pieces_arrives_whole() {
+    let up = upstream(|mut c| async move {
+        while let Some(head) = c.head().await? {
+            let n = c.body(&head).await?;
+            c.respond("200 OK", "", n.to_string().as_bytes()).await?;
+        }
+        Ok(())
+    });
+    let g = gatehouse(&up, "");
+    let mut c = Client::new(&g);
+    c.s.set_nodelay(true).unwrap();
+    c.send(req("POST", "/pieces", "Transfer-Encoding: chunked\r\n"));
+    let pause = || std::thread::sleep(Duration::from_millis(30));
+    for piece in ["a", "bcd", "efghij"] {
+        pause();
+        c.send(format!("{:x}\r\n", piece.len()));
+        pause();
+        c.send(piece);
+        pause();
+        c.send("\r\n");
+    }
+    pause();
+    c.send("0\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.text(), "10", "the upstream's byte count");
+}
+
 #[test]
 fn an_upstream_answering_before_reading_the_body_is_relayed() {
     let up = upstream(|mut c| async move {
@@ -972,12 +1004,7 @@ fn websocket_messages_flow_both_ways_and_close_cleanly() {
         .build()
         .unwrap();
     rt.block_on(async {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://127.0.0.1:{}/ws", g.port)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert("x-api-key", KEY.parse().unwrap());
-        let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        let (mut ws, resp) = websocket(g.port, Some(KEY))
             .await
             .expect("upgrade through gatehouse");
         assert_eq!(resp.status(), 101);

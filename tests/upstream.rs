@@ -158,12 +158,7 @@ fn websocket_upgrade_is_authenticated_then_proxied() {
         .build()
         .unwrap();
     rt.block_on(async {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://127.0.0.1:{}/ws", g.port)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert("x-api-key", KEY.parse().unwrap());
-        let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        let (mut ws, resp) = websocket(g.port, Some(KEY))
             .await
             .expect("upgrade through gatehouse");
         assert_eq!(resp.status(), 101);
@@ -171,6 +166,7 @@ fn websocket_upgrade_is_authenticated_then_proxied() {
         let echoed = ws.next().await.unwrap().unwrap();
         assert_eq!(echoed, Message::text("hello"));
 
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let anonymous = format!("ws://127.0.0.1:{}/ws", g.port)
             .into_client_request()
             .unwrap();

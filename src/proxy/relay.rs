@@ -189,7 +189,11 @@ async fn exchange(
                         if upgraded {
                             app.maybe_upgrade_body_writer();
                         }
-                        app.write_body(&bytes).await.map_err(upstream).map_err(failed)?;
+                        // A read can yield only chunk framing: no data. An
+                        // empty chunk written up would end the body there.
+                        if !bytes.is_empty() {
+                            app.write_body(&bytes).await.map_err(upstream).map_err(failed)?;
+                        }
                         if !upgraded && client.is_body_done() {
                             app.finish_body().await.map_err(upstream).map_err(failed)?;
                             request_done = true;

@@ -107,11 +107,10 @@ impl Gatehouse {
         // parent-death signal fires when the binary exits, not when one test ends.
         std::thread::spawn(move || {
             let mut cmd = Command::new(BIN);
-            cmd.arg("serve")
-                .arg("-c")
-                .arg(&path)
-                .envs(env)
-                .env("RUST_LOG", "warn");
+            cmd.arg("serve").arg("-c").arg(&path).envs(env).env(
+                "RUST_LOG",
+                std::env::var("GATEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
             unsafe {
                 use std::os::unix::process::CommandExt;
                 cmd.pre_exec(|| {
@@ -409,4 +408,35 @@ pub fn add_store_user(store_url: &str, dir: &Path, name: &str, pw: &str, extra: 
     args.extend_from_slice(extra);
     let (code, _, err) = gatehouse_cmd(&args, Some(pw));
     assert_eq!(code, 0, "{err}");
+}
+
+/// A WebSocket client connection through Gatehouse.
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open a WebSocket to `/ws` on Gatehouse's `port`, with `X-API-Key: key`
+/// when given; the upgrade's answer, or why there was none.
+pub async fn websocket(
+    port: u16,
+    key: Option<&str>,
+) -> Result<
+    (
+        WebSocket,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    String,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    if let Some(key) = key {
+        let value = key
+            .parse()
+            .map_err(|_| "a key that is not a header value")?;
+        req.headers_mut().insert("x-api-key", value);
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| e.to_string())
 }
