@@ -258,34 +258,19 @@ where
     F: Fn(Conn) -> Fut + Send + 'static,
     Fut: Future<Output = io::Result<()>> + Send + 'static,
 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let shared = seen.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let Ok((s, _)) = listener.accept().await else {
-                    continue;
-                };
-                shared.connections.fetch_add(1, Ordering::SeqCst);
-                let conn = Conn {
-                    s,
-                    buf: Vec::new(),
-                    seen: shared.clone(),
-                };
-                let fut = handler(conn);
-                tokio::spawn(async move {
-                    let _ = fut.await;
-                });
-            }
-        });
+    let addr = serve_loopback(move |s| {
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let conn = Conn {
+            s,
+            buf: Vec::new(),
+            seen: shared.clone(),
+        };
+        let fut = handler(conn);
+        async move {
+            let _ = fut.await;
+        }
     });
     Upstream { addr, seen }
 }
@@ -868,6 +853,46 @@ fn hop_by_hop_request_headers_do_not_reach_the_upstream() {
     // TE: trailers is not forwarded either (today's choice; trailers are
     // not relayed, see the trailer test).
     assert_eq!(header(&saw, "te"), None, "{saw}");
+}
+
+/// A client's `Connection` header can name headers away from its own hop,
+/// never Gatehouse's: what Gatehouse sets reaches the app, and a spoofed
+/// copy does not.
+#[test]
+fn connection_cannot_name_gatehouses_own_headers_away() {
+    let up = upstream(echo_target);
+    // Nobody trusted: the test client is a stranger like any other.
+    let g = Gatehouse::start(&format!(
+        r#"
+server: {{ listen: "127.0.0.1:{{port}}", trusted_proxies: [] }}
+upstream: {{ url: "http://{addr}" }}
+api_keys:
+  - {{ name: k, hash: "{hash}", permissions: ["*"] }}
+"#,
+        addr = up.addr,
+        hash = api_key_hash(KEY)
+    ));
+    let mut c = Client::new(&g);
+    c.send(req(
+        "GET",
+        "/nominate",
+        "Connection: keep-alive, X-Forwarded-For, Remote-User, X-Real-IP, Host\r\n\
+         X-Forwarded-For: 6.6.6.6\r\nRemote-User: mallory\r\nX-Real-IP: 6.6.6.6\r\n\
+         Remote_User: mallory\r\n",
+    ));
+    let r = c.response();
+    assert_eq!(r.status, 200, "{}", r.head);
+    let saw = up.seen.last("GET /nominate ");
+    assert_eq!(
+        header_values(&saw, "x-forwarded-for"),
+        ["127.0.0.1"],
+        "{saw}"
+    );
+    assert_eq!(header_values(&saw, "x-real-ip"), ["127.0.0.1"], "{saw}");
+    assert_eq!(header_values(&saw, "remote-user"), ["k"], "{saw}");
+    // The same name spelled with `_`, not nominated: still a spoof.
+    assert_eq!(header(&saw, "remote_user"), None, "{saw}");
+    assert!(header(&saw, "host").is_some(), "{saw}");
 }
 
 #[test]

@@ -73,25 +73,11 @@ async fn connection(stream: tokio::net::TcpStream) {
 }
 
 fn start_app() -> TestApp {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let counter = connections.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                if let Ok((stream, _)) = listener.accept().await {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(connection(stream));
-                }
-            }
-        });
+    let addr = serve_loopback(move |stream| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        connection(stream)
     });
     TestApp { addr, connections }
 }

@@ -49,10 +49,12 @@ pub fn host_header(req: &RequestHeader) -> &str {
 
 /// The address of the connection's other end (`None` on a Unix socket).
 pub fn peer_ip(session: &ServerSession) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+    inet_ip(session.client_addr())
+}
+
+/// The IP of a socket address (`None` for a Unix socket or none at all).
+pub fn inet_ip(addr: Option<&pingora::protocols::l4::socket::SocketAddr>) -> Option<IpAddr> {
+    addr.and_then(|a| a.as_inet()).map(|a| a.ip())
 }
 
 /// Write a complete response, keeping the connection alive.
@@ -261,13 +263,16 @@ impl Front {
     /// broke off, 504 when it took too long, 400 for a request that could
     /// not be read. Logs the failure once; returns the status (0: none).
     pub async fn fail(&self, session: &mut ServerSession, e: &Error) -> u16 {
-        let mut code = failure_status(e);
-        if code == 502 || code == 504 {
+        let status = failure_status(e);
+        if status == 502 || status == 504 {
             self.app.metrics.upstream_error();
         }
-        if session.response_written().is_some() {
-            code = 0;
-        }
+        // Once an answer has begun, nothing else can be sent.
+        let code = if session.response_written().is_some() {
+            0
+        } else {
+            status
+        };
         if code > 0 {
             let req = session.req_header();
             let browser = wants_html(&req.headers);
@@ -295,7 +300,7 @@ impl Front {
                 tracing::debug!(error = %write_err, "could not send the error response");
             }
         }
-        if failure_status(e) >= 500 {
+        if status >= 500 {
             tracing::warn!(status = code, error = %e, "request failed");
         } else {
             tracing::debug!(status = code, error = %e, "request ended early");

@@ -13,7 +13,7 @@
 //! safely sent again, 502 and 504, the app's request cancelled when the
 //! client goes away, and hop-by-hop headers ([`hop`]).
 
-use super::front::{write_reply, Admitted, Front};
+use super::front::{inet_ip, write_reply, Admitted, Front};
 use super::h2::H2Proxy;
 use super::in_flight::WorkerInFlight;
 use super::pool::UpstreamPool;
@@ -110,10 +110,7 @@ impl Relay {
             let mut app = UpstreamSession::new(stream);
             app.read_timeout = peer.options.read_timeout;
             app.write_timeout = Some(peer.options.write_timeout.unwrap_or(WRITE_TIMEOUT));
-            let peer = client
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip());
+            let peer = inet_ip(client.client_addr());
             let built =
                 self.front
                     .upstream_request(Some(admitted), peer, client.req_header(), has_body)?;

@@ -32,17 +32,26 @@ const HOP_BY_HOP: [HeaderName; 10] = [
     PROXY_AUTHENTICATE,
 ];
 
-/// Names a `Connection` header lists (lower case; at most 32 are honoured).
-fn nominated(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
+/// Names a `Connection` header lists beyond `keep-alive` and `close` (lower
+/// case; at most 32 honoured), and whether it names `upgrade`. The usual
+/// `Connection: keep-alive` allocates nothing.
+fn nominated(headers: &HeaderMap) -> (Vec<HeaderName>, bool) {
+    let mut upgrade = false;
+    let names = headers
         .get_all(CONNECTION)
         .iter()
         .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
+        .filter(|t| {
+            upgrade |= t.eq_ignore_ascii_case(b"upgrade");
+            !(t.is_empty()
+                || t.eq_ignore_ascii_case(b"keep-alive")
+                || t.eq_ignore_ascii_case(b"close"))
+        })
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .take(32)
-        .collect()
+        .collect();
+    (names, upgrade)
 }
 
 /// Whether any header would be removed: most answers carry none, and then
@@ -83,8 +92,8 @@ impl ClientHop {
                 upgrade: None,
             };
         }
-        let nominated = nominated(&req.headers);
-        let upgrade = (req.version == Version::HTTP_11 && nominated.contains(&UPGRADE))
+        let (nominated, names_upgrade) = nominated(&req.headers);
+        let upgrade = (req.version == Version::HTTP_11 && names_upgrade)
             .then(|| req.headers.get(UPGRADE).cloned())
             .flatten()
             .filter(|v| allowed_upgrade(v.as_bytes()));
@@ -122,7 +131,7 @@ pub fn response(resp: &mut ResponseHeader, method: &Method, client: Version, com
         return;
     }
     if any_hop_header(&resp.headers) {
-        for name in nominated(&resp.headers) {
+        for name in nominated(&resp.headers).0 {
             if name != TRANSFER_ENCODING && name != CONTENT_LENGTH {
                 resp.remove_header(&name);
             }
