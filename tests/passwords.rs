@@ -609,7 +609,6 @@ fn a_password_change_on_one_postgres_replica_ends_old_tokens_on_the_other() {
         with_bearer(&b, "/x", &token).status() == 401
     });
     println!("a password change on a reached b after {took:?}");
-    assert!(took.as_millis() < 1000, "took {took:?}");
     assert_eq!(with_basic(&b, "/x", "amy", AMY_PW).status(), 401);
     assert_eq!(
         with_basic(&b, "/x", "amy", "amy-new-password").status(),
