@@ -34,6 +34,16 @@ pub struct Admitted {
     pub admission: Admission,
 }
 
+/// What the front makes of a request.
+pub enum Verdict {
+    /// The gate let it through: relay it to the app.
+    Proxy(Admitted),
+    /// Answered here: a bad target, a forward-auth verdict, a denial.
+    Reply(Reply),
+    /// A portal page (`/_auth/...`).
+    Portal,
+}
+
 /// The request's host: authority of an absolute URI, else the Host header.
 pub fn host_header(req: &RequestHeader) -> &str {
     req.uri
@@ -130,8 +140,25 @@ impl Front {
     /// answered here (a bad target, a forward-auth verdict, a portal page, a
     /// denial).
     pub async fn admit(&self, session: &mut ServerSession) -> Result<Option<Admitted>> {
+        match self.decide(session.req_header(), peer_ip(session)).await {
+            Verdict::Proxy(admitted) => Ok(Some(admitted)),
+            Verdict::Reply(reply) => {
+                write_reply(session, reply).await?;
+                Ok(None)
+            }
+            Verdict::Portal => {
+                self.app.metrics.request(DecisionLabel::Portal, None, 0.0);
+                portal_bridge::serve(session, &self.app, &self.portal).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// What becomes of the request `req` from `peer`: proxied, answered
+    /// here, or handed to the portal (which reads the request's body
+    /// itself, so it is served on a pingora-core session).
+    pub async fn decide(&self, req: &RequestHeader, peer: Option<IpAddr>) -> Verdict {
         let app = &self.app;
-        let req = session.req_header();
         // The path comes from the target as received: Pingora reads a target
         // that is not origin- or absolute-form (`admin/x`) as `/`, yet
         // forwards it unchanged, and some apps route it to `/admin/x`.
@@ -145,24 +172,16 @@ impl Front {
                     browser: wants_html(&req.headers),
                     return_to: None,
                 };
-                let reply = app.responder.denial(&denial, &asker);
-                write_reply(session, reply).await?;
-                return Ok(None);
+                return Verdict::Reply(app.responder.denial(&denial, &asker));
             }
         };
         if let Some(flavor) = self.verify.route(path) {
-            let peer = peer_ip(session);
-            let req = session.req_header();
             let reply = forward_auth::answer(app, flavor, peer, &req.method, &req.headers).await;
-            write_reply(session, reply).await?;
-            return Ok(None);
+            return Verdict::Reply(reply);
         }
         if app.is_portal_path(path) {
-            app.metrics.request(DecisionLabel::Portal, None, 0.0);
-            portal_bridge::serve(session, app, &self.portal).await?;
-            return Ok(None);
+            return Verdict::Portal;
         }
-        let peer = peer_ip(session);
         let live = app.live();
         let also = AlsoRead {
             method_overrides: live.headers.method_override == MethodOverride::Judge,
@@ -183,7 +202,7 @@ impl Front {
             also,
         };
         let denial = match live.gate.check(&view).await {
-            Ok(admission) => return Ok(Some(Admitted { live, admission })),
+            Ok(admission) => return Verdict::Proxy(Admitted { live, admission }),
             Err(denial) => denial,
         };
         app.log_denial(&live, &denial, &req.method, path, view.client_ip);
@@ -198,9 +217,7 @@ impl Front {
             browser,
             return_to: return_to.as_deref(),
         };
-        let reply = app.responder.denial(&denial, &asker);
-        write_reply(session, reply).await?;
-        Ok(None)
+        Verdict::Reply(app.responder.denial(&denial, &asker))
     }
 
     /// The request for the app (see `upstream::request`): what the client
@@ -214,17 +231,41 @@ impl Front {
         asked: &RequestHeader,
         has_body: bool,
     ) -> Result<Built> {
-        let app = &self.app;
         // Borrowed, not cloned: each clone of the shared `Arc` is an atomic
         // increment and decrement on a cache line every worker writes.
         let fallback;
         let live: &Live = match admitted {
             Some(a) => &a.live,
             None => {
-                fallback = app.live();
+                fallback = self.app.live();
                 &fallback
             }
         };
+        self.for_app(live, admitted, peer, asked, has_body).build()
+    }
+
+    /// The request for the app of an admitted plain request (no body, no
+    /// upgrade, origin-form), written straight into `out`.
+    pub fn write_upstream_request(
+        &self,
+        admitted: &Admitted,
+        peer: Option<IpAddr>,
+        asked: &RequestHeader,
+        out: &mut Vec<u8>,
+    ) {
+        self.for_app(&admitted.live, Some(admitted), peer, asked, false)
+            .write(out);
+    }
+
+    fn for_app<'a>(
+        &self,
+        live: &'a Live,
+        admitted: Option<&'a Admitted>,
+        peer: Option<IpAddr>,
+        asked: &'a RequestHeader,
+        has_body: bool,
+    ) -> UpstreamRequest<'a> {
+        let app = &self.app;
         UpstreamRequest {
             asked,
             host: host_header(asked),
@@ -237,21 +278,25 @@ impl Front {
             scheme: app.listener_scheme,
             has_body,
         }
-        .build()
     }
 
     /// One access-log event per request, at debug level (`RUST_LOG=gatehouse=debug`).
-    /// The query string is left out: it may carry tokens.
     pub fn log(&self, session: &ServerSession, admitted: Option<&Admitted>) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        self.log_request(session.req_header(), status, admitted);
+    }
+
+    /// The access-log event of `req`, answered with `status` (0: none).
+    /// The query string is left out: it may carry tokens.
+    pub fn log_request(&self, req: &RequestHeader, status: u16, admitted: Option<&Admitted>) {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             return;
         }
-        let req = session.req_header();
         let identity = admitted.and_then(|a| a.admission.identity.as_deref());
         tracing::debug!(
             method = %req.method,
             path = req.uri.path(),
-            status = session.response_written().map_or(0, |r| r.status.as_u16()),
+            status,
             user = identity.map(|i| i.subject.as_str()),
             auth_method = identity.map(|i| i.method.as_str()),
             "request"
@@ -259,52 +304,58 @@ impl Front {
     }
 
     /// Answer a request whose exchange failed, if nothing was answered yet
-    /// and the client is still there: 502 when the app cannot be reached or
-    /// broke off, 504 when it took too long, 400 for a request that could
-    /// not be read. Logs the failure once; returns the status (0: none).
+    /// and the client is still there (see [`Front::failure`]). Returns the
+    /// status (0: none).
     pub async fn fail(&self, session: &mut ServerSession, e: &Error) -> u16 {
-        let status = failure_status(e);
-        if status == 502 || status == 504 {
-            self.app.metrics.upstream_error();
-        }
-        // Once an answer has begun, nothing else can be sent.
-        let code = if session.response_written().is_some() {
-            0
-        } else {
-            status
-        };
-        if code > 0 {
-            let req = session.req_header();
-            let browser = wants_html(&req.headers);
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-            let responder = &self.app.responder;
-            let reply = match code {
-                502 | 504 => {
-                    let retry = if browser {
-                        self.original_url(req)
-                    } else {
-                        None
-                    };
-                    responder.upstream_down(status, browser, retry.as_deref())
-                }
-                400 => responder.error(
-                    status,
-                    "bad_request",
-                    "the request could not be read",
-                    browser,
-                ),
-                _ => responder.error(status, "internal_error", "the request failed", browser),
-            };
+        let answered = session.response_written().is_some();
+        let (code, reply) = self.failure(session.req_header(), e, answered);
+        if let Some(reply) = reply {
             session.set_keepalive(None);
             if let Err(write_err) = write_reply(session, reply).await {
                 tracing::debug!(error = %write_err, "could not send the error response");
             }
         }
+        code
+    }
+
+    /// The answer to a failed exchange of `req`: 502 when the app cannot be
+    /// reached or broke off, 504 when it took too long, 400 for a request
+    /// that could not be read; none once an answer has begun (`answered`)
+    /// or when the client is gone. Counts and logs the failure once.
+    pub fn failure(&self, req: &RequestHeader, e: &Error, answered: bool) -> (u16, Option<Reply>) {
+        let status = failure_status(e);
+        if status == 502 || status == 504 {
+            self.app.metrics.upstream_error();
+        }
+        let code = if answered { 0 } else { status };
         if status >= 500 {
             tracing::warn!(status = code, error = %e, "request failed");
         } else {
             tracing::debug!(status = code, error = %e, "request ended early");
         }
-        code
+        if code == 0 {
+            return (0, None);
+        }
+        let browser = wants_html(&req.headers);
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+        let responder = &self.app.responder;
+        let reply = match code {
+            502 | 504 => {
+                let retry = if browser {
+                    self.original_url(req)
+                } else {
+                    None
+                };
+                responder.upstream_down(status, browser, retry.as_deref())
+            }
+            400 => responder.error(
+                status,
+                "bad_request",
+                "the request could not be read",
+                browser,
+            ),
+            _ => responder.error(status, "internal_error", "the request failed", browser),
+        };
+        (code, Some(reply))
     }
 }

@@ -1,6 +1,7 @@
 //! The proxy path, in the order a request meets it: the [`Front`] judges
 //! and rewrites every request (`front`); HTTP/1.1 is relayed by [`Relay`]
-//! on pingora-core (`relay`, with `pool` for upstream connections);
+//! (`relay`: plain requests with its own HTTP/1.1 code, `wire`; the rest on
+//! pingora-core's sessions, `session`; `pool` for upstream connections);
 //! HTTP/2 goes through pingora-proxy (`h2`).
 //! Portal paths are handed to the portal's router (`portal_bridge`), and
 //! requests in flight are counted for a graceful stop (`in_flight`).
@@ -11,6 +12,8 @@ mod in_flight;
 mod pool;
 mod portal_bridge;
 mod relay;
+mod session;
+mod wire;
 
 pub use front::Front;
 pub use in_flight::InFlight;

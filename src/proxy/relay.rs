@@ -1,8 +1,14 @@
 //! The HTTP/1.1 proxy path: a relay written on pingora-core, one per
-//! worker. It reads a request, lets the [`Front`] judge it, and relays it to
-//! the app over a pooled connection ([`UpstreamPool`]), streaming both
-//! bodies at once; HTTP/2 connections are handed to pingora-proxy
-//! ([`H2Proxy`]).
+//! worker. It reads each request of a connection, lets the [`Front`] judge
+//! it, and relays it to the app over a pooled connection ([`UpstreamPool`]);
+//! HTTP/2 connections are handed to pingora-proxy ([`H2Proxy`]).
+//!
+//! Plain requests — HTTP/1.1 without a body, an upgrade or `Expect`, which
+//! is nearly every request a proxy sees — are read, judged and relayed here
+//! with Gatehouse's own HTTP/1.1 code ([`wire`]): one copy of the head, no
+//! session objects, the app's answer passed on as it comes. Every other
+//! request goes to pingora-core's sessions (`session`), which read it again
+//! from the same bytes and hand the connection back when done.
 //!
 //! Its duties, each tested in `tests/relay.rs`: bodies of any length both
 //! ways (`Content-Length`, chunked, or ended by the app closing), an answer
@@ -11,66 +17,97 @@
 //! refused, timeouts (connect, read, write, keep-alive idle), one retry on a
 //! fresh connection when a pooled one turns out dead and the request can be
 //! safely sent again, 502 and 504, the app's request cancelled when the
-//! client goes away, and hop-by-hop headers ([`hop`]).
+//! client goes away, and hop-by-hop headers ([`crate::upstream::hop`]).
 
-use super::front::{inet_ip, write_reply, Admitted, Front};
+use super::front::{inet_ip, Admitted, Front, Verdict};
 use super::h2::H2Proxy;
 use super::in_flight::WorkerInFlight;
 use super::pool::UpstreamPool;
-use crate::upstream::hop;
+use super::session;
+use super::wire::{self, Chunks, Framing, RequestHead, ResponseRead};
 use async_trait::async_trait;
-use http::{Method, StatusCode};
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use bytes::{Buf, BytesMut};
+use http::Method;
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::http::RequestHeader;
-use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
-use pingora::protocols::http::v1::server::HttpSession as ClientSession;
-use pingora::protocols::http::v2::server::H2Options;
-use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorType};
+use std::future::{poll_fn, Future};
+use std::net::IpAddr;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
+use tokio::time::timeout;
 
 /// How long a client connection may sit idle between requests.
-const KEEPALIVE_IDLE_SECS: u64 = 60;
+pub(super) const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// How long a client may take to send a request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one write to the client or to the app may wait.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest request or answer head read here; a longer request goes to
+/// pingora-core (which refuses it), a longer answer is a 502.
+const MAX_HEAD: usize = 64 * 1024;
+/// How much is read at a time.
+const READ_SIZE: usize = 16 * 1024;
+/// Bytes of the app's body copied behind its head into one write.
+const COALESCE: usize = 16 * 1024;
 
 /// One worker's HTTP/1.1 relay (and its HTTP/2 fallback).
 pub struct Relay {
-    front: Arc<Front>,
-    pool: UpstreamPool,
-    in_flight: WorkerInFlight,
+    pub(super) front: Arc<Front>,
+    pub(super) pool: UpstreamPool,
+    pub(super) in_flight: WorkerInFlight,
     h2: Arc<HttpProxy<H2Proxy>>,
     stopping: AtomicBool,
     stop: Notify,
 }
 
-/// Why an exchange with the app failed, and whether the request may be
-/// sent again on a new connection.
-struct Failed {
-    error: Box<Error>,
-    retry: bool,
-}
-
-fn upstream(e: Box<Error>) -> Box<Error> {
-    e.into_up()
-}
-
-fn downstream(e: Box<Error>) -> Box<Error> {
-    e.into_down()
-}
-
 /// Methods whose request may be sent twice without changing the outcome
 /// (RFC 9110 §9.2.2).
-fn idempotent(method: &Method) -> bool {
+pub(super) fn idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
+}
+
+/// A client connection's buffers, kept from one request to the next.
+struct Connection {
+    stream: Stream,
+    peer: Option<IpAddr>,
+    /// Bytes read from the client and not yet served.
+    read: BytesMut,
+    /// What goes out to the client next.
+    out: Vec<u8>,
+    /// The request for the app.
+    request: Vec<u8>,
+    /// Bytes read from the app.
+    app_read: BytesMut,
+}
+
+/// How a plain exchange with the app ended badly.
+enum Broken {
+    /// The app: answered with a 502 or 504 unless the answer has begun.
+    /// `retry`: nothing reached the app's answer or the client, so a
+    /// request that may be sent twice can go again on a new connection.
+    App { error: Box<Error>, retry: bool },
+    /// The client went away or could not be written to.
+    Client,
+}
+
+fn app_error(etype: ErrorType, why: &'static str, retry: bool) -> Broken {
+    Broken::App {
+        error: Error::explain(etype, why).into_up(),
+        retry,
+    }
 }
 
 impl Relay {
@@ -85,283 +122,462 @@ impl Relay {
         }
     }
 
-    /// Hand the connection back for its next request, if it can serve one.
-    async fn finish(session: ServerSession) -> Option<ReusedHttpStream> {
-        let settings = HttpPersistentSettings::for_session(&session);
-        match session.finish().await {
-            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, settings)),
-            _ => None,
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Serve an HTTP/1.1 connection until either side ends it.
+    async fn serve_connection(&self, stream: Stream, shutdown: &ShutdownWatch) {
+        let digest = stream.get_socket_digest();
+        let peer = inet_ip(digest.as_deref().and_then(|d| d.peer_addr()));
+        let mut conn = Connection {
+            stream,
+            peer,
+            read: BytesMut::with_capacity(READ_SIZE),
+            out: Vec::with_capacity(1024),
+            request: Vec::with_capacity(1024),
+            app_read: BytesMut::new(),
+        };
+        let mut idle = false;
+        loop {
+            let head = loop {
+                match wire::read_request(&conn.read) {
+                    RequestHead::Partial if conn.read.len() < MAX_HEAD => {}
+                    RequestHead::Partial => break RequestHead::Other,
+                    head => break head,
+                }
+                // Once stopping, a connection waiting for its next request
+                // is closed at once.
+                let waiting = idle && conn.read.is_empty();
+                if waiting && self.stopping() {
+                    return;
+                }
+                let limit = if waiting {
+                    KEEPALIVE_IDLE
+                } else {
+                    HEAD_TIMEOUT
+                };
+                conn.read.reserve(READ_SIZE);
+                let read = tokio::select! {
+                    biased;
+                    read = within(limit, conn.stream.read_buf(&mut conn.read)) => read,
+                    _ = self.stop.notified(), if waiting => return,
+                };
+                match read {
+                    Some(Ok(n)) if n > 0 => {}
+                    // Closed, broken or silent: nothing to answer.
+                    _ => return,
+                }
+            };
+            idle = true;
+            // Counted from the verdict on: a stop waits for it.
+            let counted = self.in_flight.enter();
+            let plain = match head {
+                RequestHead::Plain { req, len, close } => {
+                    match self.front.decide(&req, conn.peer).await {
+                        // The portal reads bodies and writes its pages
+                        // through a pingora-core session.
+                        Verdict::Portal => None,
+                        verdict => Some((req, len, close, verdict)),
+                    }
+                }
+                _ => None,
+            };
+            let Some((req, len, close, verdict)) = plain else {
+                // Read again there, from the bytes read here (and counted there).
+                drop(counted);
+                match self.serve_session(conn.stream, conn.read, shutdown).await {
+                    Some((stream, read)) => {
+                        conn.stream = stream;
+                        conn.read = read;
+                        continue;
+                    }
+                    None => return,
+                }
+            };
+            conn.read.advance(len);
+            let close = close || *shutdown.borrow() || self.stopping();
+            let reusable = match verdict {
+                Verdict::Proxy(admitted) => {
+                    self.relay_plain(&mut conn, &req, &admitted, close).await
+                }
+                Verdict::Reply(reply) => {
+                    conn.out.clear();
+                    wire::write_reply(&mut conn.out, &reply, req.method == Method::HEAD, close);
+                    let sent = write_all(&mut conn.stream, &conn.out).await;
+                    self.front.log_request(&req, reply.status.as_u16(), None);
+                    sent
+                }
+                Verdict::Portal => false,
+            };
+            drop(counted);
+            if !reusable || close {
+                let _ = conn.stream.shutdown().await;
+                return;
+            }
         }
     }
 
-    /// Relay one admitted request to the app and its answer back; `true`
-    /// when the client's connection can serve another request.
-    async fn forward(&self, client: &mut ClientSession, admitted: &Admitted) -> Result<bool> {
-        let has_body = !client.is_body_empty();
-        let may_retry = idempotent(&client.req_header().method) && !has_body;
-        let peer = &self.front.app.upstream.peer;
+    /// Serve one request on a pingora-core session, starting from the bytes
+    /// already read; the connection and the bytes read past the request
+    /// come back when it can serve another.
+    async fn serve_session(
+        &self,
+        stream: Stream,
+        read: BytesMut,
+        shutdown: &ShutdownWatch,
+    ) -> Option<(Stream, BytesMut)> {
+        let mut session = ServerSession::new_http1(stream);
+        if !read.is_empty() {
+            session.set_pipelined_prefix(read);
+        }
+        let (stream, rest) = session::serve(self, session, shutdown).await?;
+        Some((
+            stream,
+            rest.unwrap_or_else(|| BytesMut::with_capacity(READ_SIZE)),
+        ))
+    }
+
+    /// Relay an admitted plain request to the app and its answer back;
+    /// `true` when the client's connection can serve another request.
+    async fn relay_plain(
+        &self,
+        conn: &mut Connection,
+        req: &RequestHeader,
+        admitted: &Admitted,
+        close: bool,
+    ) -> bool {
+        let front = &self.front;
+        conn.request.clear();
+        front.write_upstream_request(admitted, conn.peer, req, &mut conn.request);
+        let peer = &front.app.upstream.peer;
         let mut pooled = self.pool.take_idle();
         loop {
             let reused = pooled.is_some();
-            let stream = match pooled.take() {
+            let mut app = match pooled.take() {
                 Some(stream) => stream,
-                None => self.pool.connect(peer).await.map_err(upstream)?,
+                None => match self.pool.connect(peer).await {
+                    Ok(stream) => stream,
+                    Err(e) => return self.fail_plain(conn, req, &e.into_up(), false).await,
+                },
             };
-            let mut app = UpstreamSession::new(stream);
-            app.read_timeout = peer.options.read_timeout;
-            app.write_timeout = Some(peer.options.write_timeout.unwrap_or(WRITE_TIMEOUT));
-            let peer = inet_ip(client.client_addr());
-            let built =
-                self.front
-                    .upstream_request(Some(admitted), peer, client.req_header(), has_body)?;
-            match exchange(client, &mut app, Box::new(built.header), built.upgrade).await {
-                Ok(ended) => {
-                    if ended.upstream_reusable {
-                        app.respect_keepalive();
-                        if let Some(stream) = app.reuse().await {
-                            self.pool.put_back(stream);
-                        }
+            let read_timeout = peer.options.read_timeout;
+            match exchange(conn, &mut app, req, close, read_timeout).await {
+                Ok((status, app_reusable)) => {
+                    if app_reusable {
+                        self.pool.put_back(app);
                     }
-                    return Ok(ended.client_reusable);
+                    front.log_request(req, status, Some(admitted));
+                    return true;
                 }
                 // A pooled connection the app closed just as it was taken:
                 // nothing reached the app, so a request that may be sent
                 // twice goes again, once, on a new connection.
-                Err(failed) if failed.retry && reused && may_retry => {
-                    tracing::debug!(error = %failed.error, "pooled upstream connection was dead; retrying on a new one");
+                Err(Broken::App { retry: true, error }) if reused && idempotent(&req.method) => {
+                    tracing::debug!(error = %error, "pooled upstream connection was dead; retrying on a new one");
                 }
-                Err(failed) => return Err(failed.error),
+                // Nothing of the answer went to the client yet (a broken
+                // body after its head ends the client's connection).
+                Err(Broken::App { error, .. }) => {
+                    return self.fail_plain(conn, req, &error, false).await;
+                }
+                Err(Broken::Client) => {
+                    front.log_request(req, 0, Some(admitted));
+                    return false;
+                }
             }
         }
+    }
+
+    /// Answer a plain request whose exchange failed (unless `answered`
+    /// already); the connection closes after it.
+    async fn fail_plain(
+        &self,
+        conn: &mut Connection,
+        req: &RequestHeader,
+        error: &Error,
+        answered: bool,
+    ) -> bool {
+        let (code, reply) = self.front.failure(req, error, answered);
+        if let Some(reply) = reply {
+            conn.out.clear();
+            wire::write_reply(&mut conn.out, &reply, req.method == Method::HEAD, true);
+            write_all(&mut conn.stream, &conn.out).await;
+        }
+        self.front.log_request(req, code, None);
+        false
     }
 }
 
-/// What an exchange leaves for the two connections.
-struct Exchanged {
-    client_reusable: bool,
-    upstream_reusable: bool,
-}
-
-/// Send `req` and stream the client's body up while streaming the app's
-/// answer down, until both are done (or either side goes away).
-async fn exchange(
-    client: &mut ClientSession,
-    app: &mut UpstreamSession,
-    req: Box<RequestHeader>,
-    upgrade_asked: bool,
-) -> std::result::Result<Exchanged, Failed> {
-    let method = req.method.clone();
-    let client_version = client.req_header().version;
-    // Nothing has reached the app or the client yet: a failure before the
-    // app's first byte may be retried on a new connection.
-    let fresh = |error: Box<Error>, app: &UpstreamSession, client: &ClientSession| Failed {
-        retry: app.resp_header().is_none()
-            && client.response_written().is_none()
-            && matches!(
-                error.etype(),
-                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
-            ),
-        error,
-    };
-    if let Err(e) = app.write_request_header(req).await {
-        return Err(fresh(upstream(e), app, client));
-    }
-    let mut request_done = client.is_body_done();
-    if request_done {
-        if let Err(e) = app.finish_body().await {
-            return Err(fresh(upstream(e), app, client));
-        }
-    }
-    let mut response_done = false;
-    let mut upgraded = false;
-    let failed = |error: Box<Error>| Failed {
-        error,
-        retry: false,
-    };
-    while !(request_done && response_done) {
-        tokio::select! {
-            body = client.read_body_or_idle(request_done) => {
-                match body.map_err(downstream).map_err(failed)? {
-                    Some(bytes) => {
-                        if upgraded {
-                            app.maybe_upgrade_body_writer();
-                        }
-                        // A read can yield only chunk framing: no data. An
-                        // empty chunk written up would end the body there.
-                        if !bytes.is_empty() {
-                            app.write_body(&bytes).await.map_err(upstream).map_err(failed)?;
-                        }
-                        if !upgraded && client.is_body_done() {
-                            app.finish_body().await.map_err(upstream).map_err(failed)?;
-                            request_done = true;
-                        }
-                    }
-                    None => {
-                        // The body ended; after an upgrade, the client closed.
-                        if upgraded {
-                            app.maybe_upgrade_body_writer();
-                            response_done = true;
-                        }
-                        app.finish_body().await.map_err(upstream).map_err(failed)?;
-                        request_done = true;
-                    }
-                }
-            }
-            task = app.read_response_task(), if !response_done => {
-                let task = match task {
-                    Ok(task) => task,
-                    Err(e) => return Err(fresh(upstream(e), app, client)),
-                };
-                match task {
-                    HttpTask::Header(mut header, end) => {
-                        let status = header.status;
-                        if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade_asked {
-                            return Err(failed(Error::explain(
-                                ErrorType::InvalidHTTPHeader,
-                                "the app switched protocols unasked",
-                            ).into_up()));
-                        }
-                        hop::response(&mut header, &method, client_version, end);
-                        client.write_response_header(header).await.map_err(downstream).map_err(failed)?;
-                        if status == StatusCode::SWITCHING_PROTOCOLS {
-                            upgraded = client.was_upgraded();
-                            request_done = !upgraded;
-                            response_done = !upgraded;
-                        } else if !status.is_informational() && end {
-                            client.finish_body().await.map_err(downstream).map_err(failed)?;
-                            response_done = true;
-                        }
-                    }
-                    HttpTask::Body(data, end) | HttpTask::UpgradedBody(data, end) => {
-                        if let Some(data) = data.filter(|d| !d.is_empty()) {
-                            client.write_body(&data).await.map_err(downstream).map_err(failed)?;
-                        }
-                        if end {
-                            client.finish_body().await.map_err(downstream).map_err(failed)?;
-                            response_done = true;
-                            // An upgraded connection ends when either side does.
-                            request_done |= upgraded;
-                        }
-                    }
-                    HttpTask::Done => {
-                        client.finish_body().await.map_err(downstream).map_err(failed)?;
-                        response_done = true;
-                    }
-                    HttpTask::Trailer(_) => {}
-                    HttpTask::Failed(e) => return Err(failed(upstream(e))),
-                }
-                // The app answered before reading the whole upload: the
-                // client's connection closes after this answer (Pingora
-                // turns keep-alive off), and the app's cannot be reused.
-                if response_done && !request_done {
-                    return Ok(Exchanged {
-                        client_reusable: false,
-                        upstream_reusable: false,
-                    });
-                }
-            }
-        }
-    }
-    Ok(Exchanged {
-        client_reusable: !upgraded,
-        upstream_reusable: !upgraded,
+/// Run `io` within `limit`; `None` when it took longer. Most reads and
+/// writes here are done at their first poll, and those arm no timer (a
+/// timer costs a clock read and the timer wheel's lock, twice).
+async fn within<F: Future>(limit: Duration, io: F) -> Option<F::Output> {
+    let mut io = pin!(io);
+    let first = poll_fn(|cx| {
+        Poll::Ready(match io.as_mut().poll(cx) {
+            Poll::Ready(done) => Some(done),
+            Poll::Pending => None,
+        })
     })
+    .await;
+    match first {
+        Some(done) => Some(done),
+        None => timeout(limit, io).await.ok(),
+    }
+}
+
+/// Write all of `bytes` to the client; `false` when it could not be.
+async fn write_all(stream: &mut Stream, bytes: &[u8]) -> bool {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    matches!(within(WRITE_TIMEOUT, write).await, Some(Ok(())))
+}
+
+/// Read more of the app's answer into `app_read`, watching the client:
+/// bytes it sends meanwhile are kept (a pipelined request); its closing
+/// ends the exchange. `Ok(0)`: the app closed its connection.
+async fn read_app(
+    conn: &mut Connection,
+    app: &mut Stream,
+    read_timeout: Option<Duration>,
+) -> Result<usize, Broken> {
+    let Connection {
+        stream,
+        read,
+        app_read,
+        ..
+    } = conn;
+    app_read.reserve(READ_SIZE);
+    let from_app = async {
+        match read_timeout {
+            Some(limit) => within(limit, app.read_buf(app_read)).await,
+            None => Some(app.read_buf(app_read).await),
+        }
+    };
+    tokio::pin!(from_app);
+    loop {
+        let watch = read.len() < MAX_HEAD;
+        if watch {
+            read.reserve(READ_SIZE);
+        }
+        tokio::select! {
+            biased;
+            got = &mut from_app => {
+                return match got {
+                    Some(Ok(n)) => Ok(n),
+                    Some(Err(_)) => Err(app_error(ErrorType::ReadError, "reading the app's answer", true)),
+                    None => Err(app_error(ErrorType::ReadTimedout, "the app did not answer in time", false)),
+                };
+            }
+            got = stream.read_buf(read), if watch => {
+                if !matches!(got, Ok(n) if n > 0) {
+                    return Err(Broken::Client);
+                }
+            }
+        }
+    }
+}
+
+/// Send the plain request `req` (written for the app in `conn.request`) to the app and pass its answer on: the
+/// answer's status and whether the app's connection can be reused.
+async fn exchange(
+    conn: &mut Connection,
+    app: &mut Stream,
+    req: &RequestHeader,
+    close: bool,
+    read_timeout: Option<Duration>,
+) -> Result<(u16, bool), Broken> {
+    let sent = async {
+        app.write_all(&conn.request).await?;
+        app.flush().await
+    };
+    match within(WRITE_TIMEOUT, sent).await {
+        Some(Ok(())) => {}
+        Some(Err(_)) => {
+            return Err(app_error(ErrorType::WriteError, "writing to the app", true));
+        }
+        None => {
+            return Err(app_error(
+                ErrorType::WriteTimedout,
+                "writing to the app",
+                false,
+            ));
+        }
+    }
+    let head_request = req.method == Method::HEAD;
+    conn.app_read.clear();
+    // Interim answers (103 Early Hints) go on before the final one.
+    let mut interim_sent = false;
+    let head = loop {
+        conn.out.clear();
+        match wire::read_response(&conn.app_read, head_request, close, &mut conn.out) {
+            ResponseRead::Head(head) if head.status == 101 => {
+                return Err(app_error(
+                    ErrorType::InvalidHTTPHeader,
+                    "the app switched protocols unasked",
+                    false,
+                ));
+            }
+            ResponseRead::Head(head) if (100..200).contains(&head.status) => {
+                conn.app_read.advance(head.len);
+                if !write_all(&mut conn.stream, &conn.out).await {
+                    return Err(Broken::Client);
+                }
+                interim_sent = true;
+                continue;
+            }
+            ResponseRead::Head(head) => break head,
+            ResponseRead::Invalid => {
+                return Err(app_error(
+                    ErrorType::InvalidHTTPHeader,
+                    "the app's answer is malformed",
+                    false,
+                ));
+            }
+            ResponseRead::Partial if conn.app_read.len() >= MAX_HEAD => {
+                return Err(app_error(
+                    ErrorType::InvalidHTTPHeader,
+                    "the app's answer head is too long",
+                    false,
+                ));
+            }
+            ResponseRead::Partial => {}
+        }
+        match read_app(conn, app, read_timeout).await {
+            Ok(0) => {
+                let nothing = conn.app_read.is_empty() && !interim_sent;
+                return Err(app_error(
+                    ErrorType::ConnectionClosed,
+                    "the app closed its connection",
+                    nothing,
+                ));
+            }
+            Ok(_) => {}
+            Err(Broken::App { error, retry }) => {
+                return Err(Broken::App {
+                    error,
+                    retry: retry && conn.app_read.is_empty() && !interim_sent,
+                });
+            }
+            Err(client) => return Err(client),
+        }
+    };
+    conn.app_read.advance(head.len);
+    let status = head.status;
+    let done = pass_body(conn, app, head.framing, read_timeout).await?;
+    Ok((status, head.keep_alive && done && conn.app_read.is_empty()))
+}
+
+/// Pass the app's body on after its head (waiting in `conn.out`), as
+/// `framing` says; `true` when it ended where its framing says (the app's
+/// connection is then clean for another request).
+async fn pass_body(
+    conn: &mut Connection,
+    app: &mut Stream,
+    framing: Framing,
+    read_timeout: Option<Duration>,
+) -> Result<bool, Broken> {
+    let mut chunks = Chunks::default();
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let mut head_sent = false;
+    loop {
+        // How many of the bytes read go on, how many belong to this body,
+        // and whether it ends with them.
+        let (pass, used, ended) = match framing {
+            Framing::Empty => (0, 0, true),
+            Framing::Length(_) => {
+                let take = left.min(conn.app_read.len() as u64);
+                left -= take;
+                (take as usize, take as usize, left == 0)
+            }
+            Framing::Chunked => match chunks.follow(&conn.app_read) {
+                Ok(f) => (f.pass, f.used, f.ended),
+                // Once the head is out, the client's connection is all
+                // that can end.
+                Err(_) if head_sent => return Err(Broken::Client),
+                Err(_) => {
+                    return Err(app_error(
+                        ErrorType::InvalidHTTPHeader,
+                        "the app's chunked body is malformed",
+                        false,
+                    ))
+                }
+            },
+            Framing::UntilClose => {
+                let all = conn.app_read.len();
+                (all, all, false)
+            }
+        };
+        let body = &conn.app_read[..pass];
+        if framing == Framing::UntilClose {
+            if !body.is_empty() {
+                wire::write_chunk(&mut conn.out, body);
+            }
+        } else if conn.out.len() + body.len() <= COALESCE {
+            // A small answer goes out in one write, head and body.
+            conn.out.extend_from_slice(body);
+        } else {
+            if !write_all(&mut conn.stream, &conn.out).await
+                || !write_all(&mut conn.stream, body).await
+            {
+                return Err(Broken::Client);
+            }
+            conn.out.clear();
+            head_sent = true;
+        }
+        conn.app_read.advance(used);
+        if ended && framing == Framing::Chunked {
+            // The empty trailer section.
+            conn.out.extend_from_slice(b"\r\n");
+        }
+        if !conn.out.is_empty() {
+            if !write_all(&mut conn.stream, &conn.out).await {
+                return Err(Broken::Client);
+            }
+            conn.out.clear();
+            head_sent = true;
+        }
+        if ended {
+            return Ok(true);
+        }
+        match read_app(conn, app, read_timeout).await {
+            Ok(0) if framing == Framing::UntilClose => {
+                return if write_all(&mut conn.stream, b"0\r\n\r\n").await {
+                    Ok(false)
+                } else {
+                    Err(Broken::Client)
+                };
+            }
+            Ok(0) => return Err(Broken::Client),
+            Ok(_) => {}
+            // The app broke off mid-body: the client's connection ends
+            // too, so the client sees the answer is incomplete.
+            Err(_) => return Err(Broken::Client),
+        }
+    }
 }
 
 #[async_trait]
-impl HttpServerApp for Relay {
-    async fn process_new_http(
+impl ServerApp for Relay {
+    async fn process_new(
         self: &Arc<Self>,
-        mut session: ServerSession,
+        stream: Stream,
         shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        if !matches!(session, ServerSession::H1(_)) {
-            return self.h2.process_new_http(session, shutdown).await;
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.h2, stream, shutdown).await;
         }
-        // Once stopping, a kept-alive connection takes no new request, and
-        // one waiting for its next request is closed at once.
-        if self.stopping.load(Ordering::Relaxed) {
-            return None;
-        }
-        let read = tokio::select! {
-            biased;
-            read = session.read_request() => read,
-            _ = self.stop.notified() => return None,
-        };
-        match read {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
-                    let _ = session.respond_error(400).await;
-                }
-                session.shutdown().await;
-                return None;
-            }
-        }
-        let _counted = self.in_flight.enter();
-        if *shutdown.borrow() {
-            session.set_keepalive(None);
-        } else if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(KEEPALIVE_IDLE_SECS));
-        }
-        session.set_write_timeout(Some(WRITE_TIMEOUT));
-        // Requests sent before the previous answer arrived are answered in
-        // order (RFC 9112 §9.3.2), as nginx does.
-        session.set_pipelining_enabled(true);
-        let front = &self.front;
-        if session.req_header().method == Method::CONNECT {
-            let reply = front.app.responder.error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "CONNECT is not served",
-                false,
-            );
-            session.set_keepalive(None);
-            let _ = write_reply(&mut session, reply).await;
-            front.log(&session, None);
-            return None;
-        }
-        let admitted = match front.admit(&mut session).await {
-            Ok(Some(admitted)) => admitted,
-            Ok(None) => {
-                front.log(&session, None);
-                return Self::finish(session).await;
-            }
-            Err(e) => {
-                front.fail(&mut session, &e).await;
-                front.log(&session, None);
-                return None;
-            }
-        };
-        let ServerSession::H1(client) = &mut session else {
-            return None;
-        };
-        let reusable = match self.forward(client, &admitted).await {
-            Ok(reusable) => reusable,
-            Err(e) => {
-                front.fail(&mut session, &e).await;
-                false
-            }
-        };
-        front.log(&session, Some(&admitted));
-        if reusable {
-            Self::finish(session).await
-        } else {
-            session.shutdown().await;
-            None
-        }
+        self.serve_connection(stream, shutdown).await;
+        None
     }
 
-    fn h2_options(&self) -> Option<H2Options> {
-        self.h2.h2_options()
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.h2.server_options()
-    }
-
-    async fn http_cleanup(&self) {
+    async fn cleanup(&self) {
         self.stopping.store(true, Ordering::Relaxed);
         self.stop.notify_waiters();
         self.h2.http_cleanup().await;

@@ -7,7 +7,7 @@
 use crate::identity::IdentityField;
 use crate::request::same_header;
 use http::header::COOKIE;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// One identity header: its name and its field.
 #[derive(Debug, Clone)]
@@ -61,6 +61,32 @@ fn interned(name: &str) -> &'static str {
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     names.insert(leaked);
     leaked
+}
+
+/// Where a request's headers are added: a header map (pingora-core's
+/// sessions), or bytes on their way to the wire (the relay's plain requests).
+pub trait HeaderSink {
+    fn add(&mut self, name: &HeaderName, value: &HeaderValue);
+}
+
+impl HeaderSink for HeaderMap {
+    fn add(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.append(name.clone(), value.clone());
+    }
+}
+
+impl HeaderSink for Vec<u8> {
+    fn add(&mut self, name: &HeaderName, value: &HeaderValue) {
+        write_line(self, name.as_str().as_bytes(), value.as_bytes());
+    }
+}
+
+/// One HTTP/1.1 header line, `name: value` and CRLF.
+pub fn write_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Whether `name` spoofs a configured identity header (any case, `_` for `-`).

@@ -4,6 +4,7 @@
 //! chunked, and a response delimited by the app closing its connection goes
 //! down chunked, so the client's connection can stay open.
 
+use super::headers::HeaderSink;
 use http::header::HOST;
 use http::header::{
     CONNECTION, CONTENT_LENGTH, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
@@ -31,6 +32,14 @@ const HOP_BY_HOP: [HeaderName; 10] = [
     PROXY_AUTHORIZATION,
     PROXY_AUTHENTICATE,
 ];
+
+/// Whether the header named `name` (any case, as bytes off the wire) is
+/// hop-by-hop: the relay's own reading of answers checks the same list.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| name.eq_ignore_ascii_case(hop.as_str().as_bytes()))
+}
 
 /// Names a `Connection` header lists beyond `keep-alive` and `close` (lower
 /// case; at most 32 honoured), and whether it names `upgrade`. The usual
@@ -106,17 +115,17 @@ impl ClientHop {
         HOP_BY_HOP.contains(name) || (self.nominated.contains(name) && *name != HOST)
     }
 
-    /// Frame the upstream request (`has_body` without `Content-Length`:
-    /// chunked) and ask for the upgrade; `true` when one is asked for.
-    pub fn finish(self, headers: &mut HeaderMap, has_body: bool) -> bool {
-        if has_body && !headers.contains_key(CONTENT_LENGTH) {
-            headers.append(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    /// Frame the upstream request (`chunked`: a body without a length)
+    /// and ask for the upgrade; `true` when one is asked for.
+    pub fn finish(self, headers: &mut impl HeaderSink, chunked: bool) -> bool {
+        if chunked {
+            headers.add(&TRANSFER_ENCODING, &HeaderValue::from_static("chunked"));
         }
         let Some(protocol) = self.upgrade else {
             return false;
         };
-        headers.append(CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.append(UPGRADE, protocol);
+        headers.add(&CONNECTION, &HeaderValue::from_static("Upgrade"));
+        headers.add(&UPGRADE, &protocol);
         true
     }
 }
@@ -176,7 +185,8 @@ mod tests {
         for (name, value) in r.headers.iter().filter(|(n, _)| !hop.drops(n)) {
             parts.headers.append(name.clone(), value.clone());
         }
-        let upgrade = hop.finish(&mut parts.headers, has_body);
+        let chunked = has_body && !parts.headers.contains_key(CONTENT_LENGTH);
+        let upgrade = hop.finish(&mut parts.headers, chunked);
         *r = RequestHeader::from(parts);
         upgrade
     }

@@ -9,11 +9,11 @@
 //! out in the canonical spelling).
 
 use super::forwarding::{is_method_override, is_untrusted_forwarding, to_origin_form};
-use super::headers::{cookies_without, spoofs, HeaderSettings, MethodOverride};
+use super::headers::{cookies_without, spoofs, HeaderSettings, HeaderSink, MethodOverride};
 use super::hop::ClientHop;
 use crate::credentials::{CredentialSource, X_API_KEY};
 use crate::identity::Identity;
-use http::header::{AUTHORIZATION, COOKIE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Version};
 use pingora::http::RequestHeader;
 use pingora::Result;
@@ -78,67 +78,12 @@ impl UpstreamRequest<'_> {
         *name == X_FORWARDED_FOR || (!self.trusted && is_untrusted_forwarding(name.as_str()))
     }
 
-    /// The request for the app.
+    /// The request for the app, as a header for pingora-core's sessions.
     pub fn build(&self) -> Result<Built> {
         let asked = self.asked;
-        let hop = ClientHop::read(asked);
         let mut headers =
             HeaderMap::with_capacity(asked.headers.len() + self.settings.names.len() + 6);
-        let mut chain = String::new();
-        for (name, value) in &asked.headers {
-            if !self.leaves_behind(name, &hop) {
-                headers.append(name.clone(), value.clone());
-            } else if *name == X_FORWARDED_FOR && self.trusted {
-                if let Ok(v) = value.to_str() {
-                    if !chain.is_empty() {
-                        chain.push_str(", ");
-                    }
-                    chain.push_str(v);
-                }
-            }
-        }
-        if self.consumed == Some(CredentialSource::SessionCookie) && !self.settings.pass_credentials
-        {
-            let rest = cookies_without(&asked.headers, self.cookie_name)
-                .and_then(|r| HeaderValue::from_str(&r).ok());
-            if let Some(rest) = rest {
-                headers.append(COOKIE, rest);
-            }
-        }
-        if let Some(id) = self.identity {
-            for h in &self.settings.names {
-                headers.append(h.name.clone(), id.header_value(h.field).clone());
-            }
-        }
-        if let Some(ip) = self.peer {
-            let ip = address_text(ip);
-            if !self.trusted {
-                headers.append(X_REAL_IP.clone(), ip.clone());
-            }
-            if chain.is_empty() {
-                headers.append(X_FORWARDED_FOR.clone(), ip);
-            } else {
-                chain.push_str(", ");
-                chain.push_str(ip.to_str().unwrap_or_default());
-                headers.append(X_FORWARDED_FOR.clone(), header_text(chain));
-            }
-        } else if !chain.is_empty() {
-            headers.append(X_FORWARDED_FOR.clone(), header_text(chain));
-        }
-        if !(self.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-            headers.insert(
-                X_FORWARDED_PROTO.clone(),
-                HeaderValue::from_static(self.scheme),
-            );
-        }
-        if !(self.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-            if let Ok(host) = HeaderValue::from_str(self.host) {
-                if !self.host.is_empty() {
-                    headers.insert(X_FORWARDED_HOST.clone(), host);
-                }
-            }
-        }
-        let upgrade = hop.finish(&mut headers, self.has_body);
+        let upgrade = self.headers(&mut headers);
         let (mut parts, ()) = http::Request::new(()).into_parts();
         parts.method = asked.method.clone();
         parts.version = Version::HTTP_11;
@@ -157,6 +102,83 @@ impl UpstreamRequest<'_> {
             to_origin_form(&mut header)?;
         }
         Ok(Built { header, upgrade })
+    }
+
+    /// The request for the app, written as it goes on the wire, for a
+    /// request whose target is in origin-form and which has no body nor
+    /// upgrade (the relay's plain requests): no header map is built.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let asked = self.asked;
+        out.extend_from_slice(asked.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(asked.raw_path());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        self.headers(out);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Add the request's headers to `out`; `true` when it asks the app for
+    /// an upgrade.
+    fn headers(&self, out: &mut impl HeaderSink) -> bool {
+        let asked = self.asked;
+        let hop = ClientHop::read(asked);
+        let mut chain = String::new();
+        // Which of the client's headers Gatehouse's own would have replaced.
+        let (mut proto, mut host, mut length) = (false, false, false);
+        for (name, value) in &asked.headers {
+            if !self.leaves_behind(name, &hop) {
+                out.add(name, value);
+                proto |= *name == X_FORWARDED_PROTO;
+                host |= *name == X_FORWARDED_HOST;
+                length |= *name == CONTENT_LENGTH;
+            } else if *name == X_FORWARDED_FOR && self.trusted {
+                if let Ok(v) = value.to_str() {
+                    if !chain.is_empty() {
+                        chain.push_str(", ");
+                    }
+                    chain.push_str(v);
+                }
+            }
+        }
+        if self.consumed == Some(CredentialSource::SessionCookie) && !self.settings.pass_credentials
+        {
+            let rest = cookies_without(&asked.headers, self.cookie_name)
+                .and_then(|r| HeaderValue::from_str(&r).ok());
+            if let Some(rest) = rest {
+                out.add(&COOKIE, &rest);
+            }
+        }
+        if let Some(id) = self.identity {
+            for h in &self.settings.names {
+                out.add(&h.name, id.header_value(h.field));
+            }
+        }
+        if let Some(ip) = self.peer {
+            let ip = address_text(ip);
+            if !self.trusted {
+                out.add(&X_REAL_IP, &ip);
+            }
+            if chain.is_empty() {
+                out.add(&X_FORWARDED_FOR, &ip);
+            } else {
+                chain.push_str(", ");
+                chain.push_str(ip.to_str().unwrap_or_default());
+                out.add(&X_FORWARDED_FOR, &header_text(chain));
+            }
+        } else if !chain.is_empty() {
+            out.add(&X_FORWARDED_FOR, &header_text(chain));
+        }
+        // A trusted proxy's forwarding headers stand; anyone else's were
+        // left behind, and Gatehouse says what it saw.
+        if !proto {
+            out.add(&X_FORWARDED_PROTO, &HeaderValue::from_static(self.scheme));
+        }
+        if !host && !self.host.is_empty() {
+            if let Ok(host) = HeaderValue::from_str(self.host) {
+                out.add(&X_FORWARDED_HOST, &host);
+            }
+        }
+        hop.finish(out, self.has_body && !length)
     }
 }
 
@@ -192,7 +214,133 @@ fn header_text(text: String) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
-    use super::address_text;
+    use super::*;
+    use crate::identity::{AuthMethod, IdentityField, UserKind};
+    use crate::permission::PermissionSet;
+    use crate::upstream::headers::IdentityHeader;
+
+    fn asked(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    /// Header lines, sorted: the order differs (a map groups names), the
+    /// lines must not.
+    fn lines(text: &str) -> Vec<String> {
+        let mut lines: Vec<String> = text
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn written_and_built_requests_carry_the_same_headers() {
+        let settings = HeaderSettings {
+            names: vec![
+                IdentityHeader {
+                    name: HeaderName::from_static("x-forwarded-user"),
+                    field: IdentityField::User,
+                },
+                IdentityHeader {
+                    name: HeaderName::from_static("x-forwarded-groups"),
+                    field: IdentityField::Groups,
+                },
+            ],
+            pass_credentials: false,
+            method_override: MethodOverride::Strip,
+        };
+        let id = Identity::new(
+            "alice".into(),
+            None,
+            None,
+            UserKind::User,
+            Some("admin".into()),
+            PermissionSet::default(),
+            AuthMethod::Session,
+            None,
+        );
+        let cases = [
+            (
+                asked(
+                    "GET",
+                    "/a?b=c",
+                    &[
+                        ("Host", "app.test"),
+                        ("Cookie", "gatehouse_session=s; theme=dark"),
+                        ("X-Forwarded-User", "mallory"),
+                        ("X_Forwarded_User", "mallory"),
+                        ("X-Forwarded-For", "6.6.6.6"),
+                        ("X-Forwarded-Proto", "gopher"),
+                        ("X-HTTP-Method-Override", "DELETE"),
+                        ("TE", "trailers"),
+                        ("Accept", "a"),
+                        ("Accept", "b"),
+                    ],
+                ),
+                Some(CredentialSource::SessionCookie),
+                false,
+            ),
+            (
+                asked(
+                    "DELETE",
+                    "/x",
+                    &[
+                        ("Host", "app.test"),
+                        ("Authorization", "Bearer t"),
+                        ("X-Forwarded-For", "1.1.1.1"),
+                        ("X-Forwarded-Proto", "https"),
+                        ("X-Forwarded-Host", "front.test"),
+                    ],
+                ),
+                Some(CredentialSource::Authorization),
+                true,
+            ),
+        ];
+        for (req, consumed, trusted) in &cases {
+            let upstream = UpstreamRequest {
+                asked: req,
+                host: "app.test",
+                settings: &settings,
+                identity: Some(&id),
+                consumed: *consumed,
+                cookie_name: "gatehouse_session",
+                peer: Some("10.0.0.7".parse().unwrap()),
+                trusted: *trusted,
+                scheme: "http",
+                has_body: false,
+            };
+            let built = upstream.build().unwrap().header;
+            let mut from_map = Vec::new();
+            for (name, value) in &built.headers {
+                from_map.add(name, value);
+            }
+            let mut written = Vec::new();
+            upstream.write(&mut written);
+            let written = String::from_utf8(written).unwrap();
+            let (line, rest) = written.split_once("\r\n").unwrap();
+            assert_eq!(
+                line,
+                format!(
+                    "{} {} HTTP/1.1",
+                    req.method,
+                    req.uri.path_and_query().unwrap()
+                )
+            );
+            assert!(written.ends_with("\r\n\r\n"));
+            assert_eq!(
+                lines(rest),
+                lines(&String::from_utf8(from_map).unwrap()),
+                "{req:?}"
+            );
+            assert!(!rest.contains("mallory") && !rest.contains("Override"));
+        }
+    }
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {
