@@ -1157,3 +1157,220 @@ fn pipelined_requests_are_answered_in_order() {
         assert_eq!(&r.text(), path);
     }
 }
+
+#[test]
+fn pipelined_requests_of_both_paths_are_answered_in_order() {
+    // Plain requests are relayed by Gatehouse's own code, the others
+    // (bodies, nominated headers, HTTP/1.0) on pingora-core's sessions: one
+    // connection hands over between them with the bytes read ahead.
+    let up = upstream(echo_target);
+    let g = gatehouse(&up, "");
+    let mut c = Client::new(&g);
+    let batch = [
+        req("GET", "/one", ""),
+        req("POST", "/two", "Content-Length: 5\r\n") + "hello",
+        req("GET", "/three", ""),
+        req(
+            "GET",
+            "/four",
+            "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\n",
+        ),
+        req("POST", "/five", "Transfer-Encoding: chunked\r\n") + "3\r\nabc\r\n0\r\n\r\n",
+        req("HEAD", "/six", ""),
+        req("GET", "/seven", ""),
+    ];
+    c.send(batch.concat());
+    for (path, method) in [
+        ("/one", "GET"),
+        ("/two", "POST"),
+        ("/three", "GET"),
+        ("/four", "GET"),
+        ("/five", "POST"),
+        ("/six", "HEAD"),
+        ("/seven", "GET"),
+    ] {
+        let r = c.response_to(method);
+        assert_eq!(r.status, 200, "{path}: {}", r.head);
+        if method != "HEAD" {
+            assert_eq!(r.text(), path);
+        }
+    }
+    let heads = up.seen.heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 7, "{heads:?}");
+    assert!(
+        heads.iter().all(|h| header(h, "x-hop").is_none()),
+        "{heads:?}"
+    );
+}
+
+#[test]
+fn early_hints_reach_the_client_before_the_answer() {
+    let up = upstream(|mut c| async move {
+        while let Some(head) = c.head().await? {
+            c.write("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+                .await?;
+            c.answer_target(&head).await?;
+        }
+        Ok(())
+    });
+    let g = gatehouse(&up, "");
+    let mut c = Client::new(&g);
+    c.send(req("GET", "/hinted", ""));
+    let hints = c.response();
+    assert_eq!(hints.status, 103, "{}", hints.head);
+    assert_eq!(
+        hints.header("link").as_deref(),
+        Some("</style.css>; rel=preload")
+    );
+    let r = c.response();
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.text(), "/hinted");
+}
+
+#[test]
+fn an_answer_with_conflicting_lengths_is_a_502() {
+    // Two lengths: the client and Gatehouse could disagree on where the
+    // answer ends, so it is not passed on.
+    let up = upstream(|mut c| async move {
+        while let Some(head) = c.head().await? {
+            if target(&head) == "/two-lengths" {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 6\r\n\r\nsmuggl")
+                    .await?;
+                return Ok(());
+            }
+            c.answer_target(&head).await?;
+        }
+        Ok(())
+    });
+    let g = gatehouse(&up, "");
+    let mut c = Client::new(&g);
+    c.send(req("GET", "/two-lengths", ""));
+    let r = c.response();
+    assert_eq!(r.status, 502, "{}", r.head);
+    let mut c = Client::new(&g);
+    c.send(req("GET", "/after", ""));
+    assert_eq!(c.response().text(), "/after");
+}
+
+#[test]
+fn a_chunked_answer_arriving_byte_by_byte_arrives_whole() {
+    let up = upstream(|mut c| async move {
+        while let Some(head) = c.head().await? {
+            if target(&head) != "/trickle" {
+                c.answer_target(&head).await?;
+                continue;
+            }
+            c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await?;
+            for b in b"5;x=y\r\nhello\r\n1\r\n!\r\n0\r\nX-T: 1\r\n\r\n" {
+                c.write([*b]).await?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        Ok(())
+    });
+    let g = gatehouse(&up, "");
+    let mut c = Client::new(&g);
+    c.send(req("GET", "/trickle", ""));
+    let r = c.response();
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.text(), "hello!");
+    assert_eq!(r.trailers, "");
+    // The end was found where it is: the connection goes on.
+    c.send(req("GET", "/next", ""));
+    assert_eq!(c.response().text(), "/next");
+}
+
+#[test]
+fn a_client_leaving_before_the_answer_cancels_the_upstream_request() {
+    let up = upstream(|mut c| async move {
+        while let Some(head) = c.head().await? {
+            if target(&head) != "/slow" {
+                c.answer_target(&head).await?;
+                continue;
+            }
+            // Never answers; sees Gatehouse close the connection.
+            let mut rest = [0u8; 1];
+            let n = c.s.read(&mut rest).await.unwrap_or(0);
+            if n == 0 {
+                c.seen.closed.store(true, Ordering::SeqCst);
+            }
+            return Ok(());
+        }
+        Ok(())
+    });
+    let g = gatehouse(&up, "");
+    let mut c = Client::new(&g);
+    c.send(req("GET", "/slow", ""));
+    eventually("the upstream receiving the request", || {
+        up.seen.heads.lock().unwrap().len() == 1
+    });
+    drop(c);
+    eventually("the upstream seeing its connection closed", || {
+        up.seen.closed.load(Ordering::SeqCst)
+    });
+}
+
+#[test]
+fn every_pipelined_request_is_judged_on_both_paths() {
+    // Requests read ahead behind an admitted one (on the relay's own path,
+    // or handed to pingora-core's sessions with the bytes already read) are
+    // judged on their own: without a credential they never reach the app,
+    // and neither does a request hidden in a refused request's body.
+    let up = upstream(echo_target);
+    let g = gatehouse(&up, "");
+    let anonymous = |method: &str, path: &str, extra: &str| {
+        format!("{method} {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n")
+    };
+    let expect = |c: &mut Client, answers: &[(&str, u16)]| {
+        for (path, status) in answers {
+            let r = c.response();
+            assert_eq!(r.status, *status, "{path}: {}", r.head);
+            if *status == 200 {
+                assert_eq!(&r.text(), path);
+            }
+        }
+    };
+    let mut c = Client::new(&g);
+    c.send(
+        [
+            req("POST", "/body-first", "Content-Length: 2\r\n") + "ok",
+            anonymous("GET", "/plain-secret", ""),
+            anonymous("GET", "/empty-secret", "Content-Length: 0\r\n"),
+            req("GET", "/plain-after", ""),
+        ]
+        .concat(),
+    );
+    expect(
+        &mut c,
+        &[
+            ("/body-first", 200),
+            ("/plain-secret", 401),
+            ("/empty-secret", 401),
+            ("/plain-after", 200),
+        ],
+    );
+    let hidden = req("GET", "/smuggled", "");
+    let mut c = Client::new(&g);
+    c.send(
+        [
+            req("GET", "/plain-first", ""),
+            anonymous(
+                "POST",
+                "/body-secret",
+                &format!("Content-Length: {}\r\n", hidden.len()),
+            ) + &hidden,
+        ]
+        .concat(),
+    );
+    expect(&mut c, &[("/plain-first", 200), ("/body-secret", 401)]);
+    let targets: Vec<String> = up
+        .seen
+        .heads
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| target(h).to_owned())
+        .collect();
+    assert_eq!(targets, ["/body-first", "/plain-after", "/plain-first"]);
+}
