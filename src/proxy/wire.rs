@@ -13,6 +13,7 @@ use crate::upstream::hop::is_hop_by_hop;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use pingora::http::RequestHeader;
+use std::mem::MaybeUninit;
 
 /// Most headers a plain request or an answer may have; more go to
 /// pingora-core (requests) or are refused (answers).
@@ -48,23 +49,22 @@ pub enum RequestHead {
     Other,
 }
 
-/// Where a header's name and value lie in the head.
-#[derive(Clone, Copy, Default)]
-struct Span {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
 fn offset(base: &[u8], part: &[u8]) -> (usize, usize) {
     let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
     (start, start + part.len())
 }
 
+/// Room for the headers httparse finds, left uninitialised: zeroing room
+/// for [`MAX_HEADERS`] on every request cost more than parsing them.
+fn header_room<'b>() -> [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
 /// Read the request head at the start of `buf`.
 pub fn read_request(buf: &[u8]) -> RequestHead {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut headers);
-    let len = match parsed.parse(buf) {
+    let mut room = header_room();
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match parsed.parse_with_uninit_headers(buf, &mut room) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return RequestHead::Partial,
         Err(_) => return RequestHead::Other,
@@ -81,9 +81,7 @@ pub fn read_request(buf: &[u8]) -> RequestHead {
     let mut close = false;
     let mut host = false;
     let mut length = false;
-    let mut spans = [Span::default(); MAX_HEADERS];
-    let count = parsed.headers.len();
-    for (h, span) in parsed.headers.iter().zip(spans.iter_mut()) {
+    for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         if is(name, b"transfer-encoding") || is(name, b"expect") || is(name, b"upgrade") {
             return RequestHead::Other;
@@ -108,10 +106,6 @@ pub fn read_request(buf: &[u8]) -> RequestHead {
                 }
             }
         }
-        *span = Span {
-            name: offset(buf, name),
-            value: offset(buf, h.value),
-        };
     }
     let target = offset(buf, target.as_bytes());
     // One copy of the head; the target and values are slices of it.
@@ -119,13 +113,13 @@ pub fn read_request(buf: &[u8]) -> RequestHead {
     let Ok(uri) = Uri::from_maybe_shared(head.slice(target.0..target.1)) else {
         return RequestHead::Other;
     };
-    let mut map = HeaderMap::with_capacity(count);
-    for span in &spans[..count] {
-        let Ok(name) = HeaderName::from_bytes(&head[span.name.0..span.name.1]) else {
+    let mut map = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
             return RequestHead::Other;
         };
-        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
-        else {
+        let (start, end) = offset(buf, h.value);
+        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(start..end)) else {
             return RequestHead::Other;
         };
         map.append(name, value);
@@ -215,9 +209,14 @@ pub enum ResponseRead {
 /// app closing goes chunked; `close` adds `Connection: close`. `head`: the
 /// request was HEAD (no body follows, whatever the headers say).
 pub fn read_response(buf: &[u8], head: bool, close: bool, out: &mut Vec<u8>) -> ResponseRead {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut headers);
-    let len = match parsed.parse(buf) {
+    let mut room = header_room();
+    let mut parsed = httparse::Response::new(&mut []);
+    let read = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut room,
+    );
+    let len = match read {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return ResponseRead::Partial,
         Err(_) => return ResponseRead::Invalid,
@@ -453,6 +452,35 @@ mod tests {
         assert_eq!(req.headers["host"], "app");
         let (_, _, close) = plain("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
         assert!(close);
+    }
+
+    #[test]
+    fn every_header_up_to_the_limit_is_read_and_more_go_elsewhere() {
+        let head = |n: usize| {
+            let lines: String = (0..n).map(|i| format!("X-H{i}: v{i}\r\n")).collect();
+            format!("GET / HTTP/1.1\r\n{lines}\r\n")
+        };
+        let (req, _, _) = plain(&head(MAX_HEADERS)).unwrap();
+        assert_eq!(req.headers.len(), MAX_HEADERS);
+        for i in [0, MAX_HEADERS / 2, MAX_HEADERS - 1] {
+            assert_eq!(
+                req.headers[format!("x-h{i}").as_str()],
+                format!("v{i}").as_str()
+            );
+        }
+        assert!(matches!(
+            read_request(head(MAX_HEADERS + 1).as_bytes()),
+            RequestHead::Other
+        ));
+        let answer = |n: usize| {
+            let lines: String = (0..n).map(|i| format!("X-H{i}: v{i}\r\n")).collect();
+            format!("HTTP/1.1 200 OK\r\n{lines}Content-Length: 0\r\n\r\n")
+        };
+        let (read, out) = response(&answer(MAX_HEADERS - 1), false, false);
+        assert!(matches!(read, ResponseRead::Head(_)));
+        assert!(out.contains("X-H98: v98\r\n"), "{out}");
+        let (read, _) = response(&answer(MAX_HEADERS), false, false);
+        assert!(matches!(read, ResponseRead::Invalid));
     }
 
     #[test]

@@ -20,7 +20,8 @@ const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 /// Headers about one connection, never passed on as they came (RFC 9110
 /// §7.6.1, and the proxy ones of RFC 9110 §11.7); `Transfer-Encoding`
 /// is re-made for the next hop, `Upgrade` re-made for an allowed upgrade.
-const HOP_BY_HOP: [HeaderName; 10] = [
+/// (A `static`: a `const` array would be built and dropped at every use.)
+static HOP_BY_HOP: [HeaderName; 10] = [
     CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -33,12 +34,27 @@ const HOP_BY_HOP: [HeaderName; 10] = [
     PROXY_AUTHENTICATE,
 ];
 
+/// [`HOP_BY_HOP`] as text, for names read off the wire (a unit test keeps
+/// the two lists the same).
+static HOP_BY_HOP_TEXT: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
 /// Whether the header named `name` (any case, as bytes off the wire) is
 /// hop-by-hop: the relay's own reading of answers checks the same list.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP
+    HOP_BY_HOP_TEXT
         .iter()
-        .any(|hop| name.eq_ignore_ascii_case(hop.as_str().as_bytes()))
+        .any(|hop| hop.len() == name.len() && name.eq_ignore_ascii_case(hop.as_bytes()))
 }
 
 /// Names a `Connection` header lists beyond `keep-alive` and `close` (lower
@@ -175,6 +191,16 @@ mod tests {
             r.append_header(k.to_string(), *v).unwrap();
         }
         r
+    }
+
+    #[test]
+    fn names_read_off_the_wire_are_checked_against_the_same_list() {
+        let names: Vec<&str> = HOP_BY_HOP.iter().map(HeaderName::as_str).collect();
+        assert_eq!(names, HOP_BY_HOP_TEXT);
+        assert!(is_hop_by_hop(b"Transfer-Encoding"));
+        assert!(is_hop_by_hop(b"TE"));
+        assert!(!is_hop_by_hop(b"Tex"));
+        assert!(!is_hop_by_hop(b"Content-Length"));
     }
 
     /// The request as `request::build` would pass it: without the headers
