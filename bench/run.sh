@@ -5,12 +5,19 @@
 #   ROUNDS=1 DURATION=3 bench/run.sh   # quick look
 #   ONLY='proxy_pass|auth_request' bench/run.sh   # just the scenarios matching
 #   GATEHOUSE_BIN=a GATEHOUSE_BIN_B=b bench/run.sh # A/B: two builds in one run
+#   INSTRUCTIONS=1 bench/run.sh        # instructions per request instead (callgrind)
 #
 # Rounds interleave the scenarios so drift on a shared machine hits all of
 # them alike; the table reports each scenario's median round.
 #
-# Needs wrk and nginx (apt-get install -y wrk nginx) and builds the release
-# binary. Everything listens on loopback ports; every process is stopped at
+# INSTRUCTIONS=1 runs Gatehouse (one worker) under valgrind's callgrind and
+# counts the instructions it executes per request on each of its paths
+# (REQUESTS sequential requests each, default 2000, after a warm-up): the
+# same count for the same build and inputs whatever else the machine is
+# doing, so small changes can be compared where req/s would drift.
+#
+# Needs wrk and nginx (apt-get install -y wrk nginx; valgrind for
+# INSTRUCTIONS=1) and builds the release binary. Everything listens on loopback ports; every process is stopped at
 # the end. The upstream is an nginx answering a small 200 from memory, so the
 # figures measure the proxies, not the app.
 set -euo pipefail
@@ -21,7 +28,9 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 ONLY=${ONLY:-}
-for tool in wrk nginx; do
+INSTRUCTIONS=${INSTRUCTIONS:-0}
+TOOLS="wrk nginx"; if [ "$INSTRUCTIONS" = 1 ]; then TOOLS="nginx valgrind callgrind_control"; fi
+for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y wrk nginx)" >&2; exit 1; }
 done
 # GATEHOUSE_BIN=path compares another build (A/B runs); default: this tree's release build.
@@ -100,7 +109,7 @@ KEY=$($BIN apikey generate 2>/dev/null | sed -n 's/^key:  //p')
 KEY_HASH=$(python3 -c "import hashlib,sys;print('sha256:'+hashlib.sha256(sys.argv[1].encode()).hexdigest())" "$KEY")
 HASH=$(printf %s "$PASSWORD" | $BIN hash-password)
 cat > "$D/gatehouse.yaml" <<YAML
-server: { listen: "127.0.0.1:$GH", threads: ${GH_THREADS:-2} }
+server: { listen: "127.0.0.1:$GH", threads: $([ "$INSTRUCTIONS" = 1 ] && echo 1 || echo "${GH_THREADS:-2}") }
 public_url: "http://127.0.0.1:$GH"
 upstream: { url: "http://127.0.0.1:$UP" }
 store: { url: "sqlite://$D/gatehouse.db" }
@@ -112,7 +121,10 @@ api_keys:
   - { name: bench-key, hash: "$KEY_HASH", user: bench }
 YAML
 printf %s "$PASSWORD" | $BIN user add web --password-stdin -c "$D/gatehouse.yaml" >/dev/null
-RUST_LOG=warn $BIN serve -c "$D/gatehouse.yaml" & PIDS+=($!)
+UNDER=(); if [ "$INSTRUCTIONS" = 1 ]; then
+  UNDER=(valgrind --tool=callgrind --log-file="$D/callgrind.log" --callgrind-out-file="$D/callgrind.out.%p")
+fi
+RUST_LOG=warn "${UNDER[@]}" $BIN serve -c "$D/gatehouse.yaml" & PIDS+=($!)
 GH_PID=${PIDS[3]}
 if [ -n "$BIN_B" ]; then
   sed -e "s/127.0.0.1:$GH/127.0.0.1:$GHB/g" -e "s#$D/gatehouse.db#$D/gatehouse-b.db#" "$D/gatehouse.yaml" > "$D/gatehouse-b.yaml"
@@ -120,7 +132,7 @@ if [ -n "$BIN_B" ]; then
   GHB_PID=${PIDS[4]}
 fi
 
-wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
+wait_up() { for _ in $(seq 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
 wait_up "http://127.0.0.1:$UP/"; wait_up "http://127.0.0.1:$NGX/"; wait_up "http://127.0.0.1:$GH/_auth/healthz"
 wait_up "http://127.0.0.1:$FA/"
 if [ -n "$BIN_B" ]; then wait_up "http://127.0.0.1:$GHB/_auth/healthz"; fi
@@ -166,6 +178,43 @@ declare -A RPS P50 P99 CPU
 SCEN=("direct (upstream nginx)" "nginx proxy_pass" "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key" "gatehouse session cookie" "gatehouse jwt" "nginx auth_request+gatehouse")
 URLS=("http://127.0.0.1:$UP/public/x" "http://127.0.0.1:$NGX/public/x" "http://127.0.0.1:$GH/public/x" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$GH/app" "http://127.0.0.1:$FA/app")
 HDRS=("X-Bench: 1" "X-Bench: 1" "X-Bench: 1" "$BASIC" "X-API-Key: $KEY" "$SESSION" "$JWT" "$BASIC")
+if [ "$INSTRUCTIONS" = 1 ]; then
+  REQUESTS=${REQUESTS:-2000}
+  # COUNT requests with one header, one after another on one connection.
+  send() { # count url header
+    python3 - "$@" <<'PY'
+import http.client, sys, urllib.parse
+n, url, header = int(sys.argv[1]), urllib.parse.urlsplit(sys.argv[2]), sys.argv[3]
+name, value = header.split(": ", 1)
+c = http.client.HTTPConnection(url.hostname, url.port)
+for _ in range(n):
+    c.request("GET", url.path, headers={name: value})
+    r = c.getresponse(); r.read()
+    if r.status != 200: sys.exit(f"bench: {url.path} answered {r.status}")
+PY
+  }
+  total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+  declare -A IR
+  names=("public path" "basic (cached)" "api key" "session cookie" "jwt")
+  for i in 2 3 4 5 6; do
+    name=${names[$((i - 2))]}
+    send 50 "${URLS[$i]}" "${HDRS[$i]}"    # cached and pooled before counting
+    callgrind_control -z "$GH_PID" >/dev/null
+    send "$REQUESTS" "${URLS[$i]}" "${HDRS[$i]}"
+    callgrind_control -d "scenario-$i" "$GH_PID" >/dev/null
+    # The dump is written a moment after callgrind_control returns.
+    for _ in $(seq 300); do [ -s "$D/callgrind.out.$GH_PID.$((i - 1))" ] && break; sleep 0.1; done
+    sleep 0.5
+    IR[$name]=$(( $(total "$D/callgrind.out.$GH_PID.$((i - 1))") / REQUESTS ))
+  done
+  echo "instructions per request (callgrind, one worker, $REQUESTS requests each, $(date -u +%Y-%m-%d))"
+  for name in "${names[@]}"; do
+    printf '%-16s %8d   %s\n' "$name" "${IR[$name]}" \
+      "$(python3 -c "import sys;print(f'{int(sys.argv[1])/int(sys.argv[2]):.2f}x public')" "${IR[$name]}" "${IR["public path"]}")"
+  done
+  exit 0
+fi
+
 if [ -n "$BIN_B" ]; then # each B scenario right after its A counterpart
   s=() u=() h=()
   for i in "${!SCEN[@]}"; do
