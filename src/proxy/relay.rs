@@ -258,7 +258,7 @@ impl Relay {
                 Some(stream) => stream,
                 None => match self.pool.connect(peer).await {
                     Ok(stream) => stream,
-                    Err(e) => return self.fail_plain(conn, req, &e.into_up(), false).await,
+                    Err(e) => return self.fail_plain(conn, req, &e.into_up()).await,
                 },
             };
             let read_timeout = peer.options.read_timeout;
@@ -279,7 +279,7 @@ impl Relay {
                 // Nothing of the answer went to the client yet (a broken
                 // body after its head ends the client's connection).
                 Err(Broken::App { error, .. }) => {
-                    return self.fail_plain(conn, req, &error, false).await;
+                    return self.fail_plain(conn, req, &error).await;
                 }
                 Err(Broken::Client) => {
                     front.log_request(req, 0, Some(admitted));
@@ -289,16 +289,10 @@ impl Relay {
         }
     }
 
-    /// Answer a plain request whose exchange failed (unless `answered`
-    /// already); the connection closes after it.
-    async fn fail_plain(
-        &self,
-        conn: &mut Connection,
-        req: &RequestHeader,
-        error: &Error,
-        answered: bool,
-    ) -> bool {
-        let (code, reply) = self.front.failure(req, error, answered);
+    /// Answer a plain request whose exchange failed before any of the
+    /// app's answer went to the client; the connection closes after it.
+    async fn fail_plain(&self, conn: &mut Connection, req: &RequestHeader, error: &Error) -> bool {
+        let (code, reply) = self.front.failure(req, error, false);
         if let Some(reply) = reply {
             conn.out.clear();
             wire::write_reply(&mut conn.out, &reply, req.method == Method::HEAD, true);
@@ -327,13 +321,19 @@ async fn within<F: Future>(limit: Duration, io: F) -> Option<F::Output> {
     }
 }
 
-/// Write all of `bytes` to the client; `false` when it could not be.
-async fn write_all(stream: &mut Stream, bytes: &[u8]) -> bool {
+/// Write all of `bytes` to `stream` within the write timeout; `None` when
+/// it took longer.
+async fn send(stream: &mut Stream, bytes: &[u8]) -> Option<std::io::Result<()>> {
     let write = async {
         stream.write_all(bytes).await?;
         stream.flush().await
     };
-    matches!(within(WRITE_TIMEOUT, write).await, Some(Ok(())))
+    within(WRITE_TIMEOUT, write).await
+}
+
+/// Write all of `bytes` to the client; `false` when it could not be.
+async fn write_all(stream: &mut Stream, bytes: &[u8]) -> bool {
+    matches!(send(stream, bytes).await, Some(Ok(())))
 }
 
 /// Read more of the app's answer into `app_read`, watching the client:
@@ -390,11 +390,7 @@ async fn exchange(
     close: bool,
     read_timeout: Option<Duration>,
 ) -> Result<(u16, bool), Broken> {
-    let sent = async {
-        app.write_all(&conn.request).await?;
-        app.flush().await
-    };
-    match within(WRITE_TIMEOUT, sent).await {
+    match send(app, &conn.request).await {
         Some(Ok(())) => {}
         Some(Err(_)) => {
             return Err(app_error(ErrorType::WriteError, "writing to the app", true));

@@ -553,36 +553,43 @@ mod tests {
             ResponseRead::Head(h) => Some((h.framing, h.keep_alive)),
             _ => None,
         };
-        assert_eq!(
-            framing(
+        // (answer, to a HEAD request, its framing, the app's connection kept)
+        let cases = [
+            (
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-                false
+                false,
+                Framing::Chunked,
+                true,
             ),
-            Some((Framing::Chunked, true))
-        );
-        assert_eq!(
-            framing("HTTP/1.1 200 OK\r\n\r\n", false),
-            Some((Framing::UntilClose, false))
-        );
-        assert_eq!(
-            framing("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true),
-            Some((Framing::Empty, true))
-        );
-        assert_eq!(
-            framing("HTTP/1.1 304 Not Modified\r\n\r\n", false),
-            Some((Framing::Empty, true))
-        );
-        assert_eq!(
-            framing("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false),
-            Some((Framing::Length(1), false))
-        );
-        assert_eq!(
-            framing(
+            ("HTTP/1.1 200 OK\r\n\r\n", false, Framing::UntilClose, false),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+                true,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                false,
+            ),
+            (
                 "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
-                false
+                false,
+                Framing::Length(1),
+                false,
             ),
-            Some((Framing::Length(1), false))
-        );
+        ];
+        for (raw, head, expected, keep_alive) in cases {
+            assert_eq!(framing(raw, head), Some((expected, keep_alive)), "{raw:?}");
+        }
         for invalid in [
             "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n",
