@@ -252,6 +252,21 @@ async fn echo_target(mut c: Conn) -> io::Result<()> {
     Ok(())
 }
 
+/// An app that answers a request for `path` with the bytes `answer` and
+/// closes, and every other request with its target.
+fn answering(path: &'static str, answer: &'static str) -> Upstream {
+    upstream(move |mut c| async move {
+        while let Some(head) = c.head().await? {
+            if target(&head) == path {
+                c.write(answer).await?;
+                return Ok(());
+            }
+            c.answer_target(&head).await?;
+        }
+        Ok(())
+    })
+}
+
 /// Serve each accepted connection with `handler`, on a thread of its own.
 fn upstream<F, Fut>(handler: F) -> Upstream
 where
@@ -1231,17 +1246,10 @@ fn early_hints_reach_the_client_before_the_answer() {
 fn an_answer_with_conflicting_lengths_is_a_502() {
     // Two lengths: the client and Gatehouse could disagree on where the
     // answer ends, so it is not passed on.
-    let up = upstream(|mut c| async move {
-        while let Some(head) = c.head().await? {
-            if target(&head) == "/two-lengths" {
-                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 6\r\n\r\nsmuggl")
-                    .await?;
-                return Ok(());
-            }
-            c.answer_target(&head).await?;
-        }
-        Ok(())
-    });
+    let up = answering(
+        "/two-lengths",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 6\r\n\r\nsmuggl",
+    );
     let g = gatehouse(&up, "");
     let mut c = Client::new(&g);
     c.send(req("GET", "/two-lengths", ""));
@@ -1250,6 +1258,38 @@ fn an_answer_with_conflicting_lengths_is_a_502() {
     let mut c = Client::new(&g);
     c.send(req("GET", "/after", ""));
     assert_eq!(c.response().text(), "/after");
+}
+
+#[test]
+fn an_app_switching_protocols_unasked_is_a_502_on_both_paths() {
+    // A 101 to a request that asked for no upgrade would turn the client's
+    // connection into a tunnel: its later requests would reach the app
+    // without the gate. It is refused, and the connection ends.
+    let up = answering(
+        "/switch",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: tunnel\r\nConnection: Upgrade\r\n\r\n",
+    );
+    let g = gatehouse(&up, "");
+    // A plain request (the relay's own path), then one with a body
+    // (pingora-core's sessions), each with an anonymous request behind it.
+    let plain = req("GET", "/switch", "");
+    let with_body = format!("{}hi", req("POST", "/switch", "Content-Length: 2\r\n"));
+    for (path, first) in [("own path", plain), ("session path", with_body)] {
+        let mut c = Client::new(&g);
+        c.send(format!("{first}GET /behind HTTP/1.1\r\nHost: t\r\n\r\n"));
+        let r = c.response();
+        assert_eq!(r.status, 502, "{path}: {}", r.head);
+        assert_ne!(header(&r.head, "upgrade").as_deref(), Some("tunnel"));
+    }
+    assert!(
+        !up.seen
+            .heads
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| target(h) == "/behind"),
+        "a request behind the 101 reached the app"
+    );
 }
 
 #[test]
