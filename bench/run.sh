@@ -6,6 +6,7 @@
 #   ONLY='proxy_pass|auth_request' bench/run.sh   # just the scenarios matching
 #   GATEHOUSE_BIN=a GATEHOUSE_BIN_B=b bench/run.sh # A/B: two builds in one run
 #   INSTRUCTIONS=1 bench/run.sh        # instructions per request instead (callgrind)
+#   PERF=1 bench/run.sh                # also where Gatehouse's cycles go (perf record)
 #
 # Rounds interleave the scenarios so drift on a shared machine hits all of
 # them alike; the table reports each scenario's median round.
@@ -15,6 +16,13 @@
 # (REQUESTS sequential requests each, default 2000, after a warm-up): the
 # same count for the same build and inputs whatever else the machine is
 # doing, so small changes can be compared where req/s would drift.
+#
+# PERF=1 samples Gatehouse with `perf record` during each of its scenarios
+# and prints, per scenario, its samples by crate and its busiest functions
+# (self time, percent of the process's samples), so two paths can be
+# compared line by line. KEEP=dir keeps the recordings of either mode
+# (perf-N.data, callgrind-N.out; N the scenario's number) for `perf report -i`
+# or `callgrind_annotate`.
 #
 # Needs wrk and nginx (apt-get install -y wrk nginx; valgrind for
 # INSTRUCTIONS=1) and builds the release binary. Everything listens on loopback ports; every process is stopped at
@@ -29,7 +37,9 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 ONLY=${ONLY:-}
 INSTRUCTIONS=${INSTRUCTIONS:-0}
+PERF=${PERF:-0}
 TOOLS="wrk nginx"; if [ "$INSTRUCTIONS" = 1 ]; then TOOLS="nginx valgrind callgrind_control"; fi
+if [ "$PERF" = 1 ]; then TOOLS="$TOOLS perf"; fi
 for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y wrk nginx)" >&2; exit 1; }
 done
@@ -206,6 +216,7 @@ PY
     for _ in $(seq 300); do [ -s "$D/callgrind.out.$GH_PID.$((i - 1))" ] && break; sleep 0.1; done
     sleep 0.5
     IR[$name]=$(( $(total "$D/callgrind.out.$GH_PID.$((i - 1))") / REQUESTS ))
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$D/callgrind.out.$GH_PID.$((i - 1))" "$KEEP/callgrind-$i.out"; fi
   done
   echo "instructions per request (callgrind, one worker, $REQUESTS requests each, $(date -u +%Y-%m-%d))"
   for name in "${names[@]}"; do
@@ -242,9 +253,15 @@ run() { # index
   pids=$(measured_pids "$1")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids)
+  local perf_pid=""
+  if [ "$PERF" = 1 ] && [ "$pids" = "$GH_PID" ]; then
+    perf record -q -F 2999 -p "$GH_PID" -o "$D/perf-$1-$r.data" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+  fi
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "${HDRS[$1]}" "${URLS[$1]}")
   # shellcheck disable=SC2086
   after=$(cpu_ticks $pids)
+  if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   if echo "$out" | grep -q "Non-2xx"; then echo "bench: ${SCEN[$1]} had non-2xx answers:" >&2; echo "$out" >&2; exit 1; fi
   local name=${SCEN[$1]}
@@ -306,6 +323,37 @@ if [ -n "$BIN_B" ]; then
   for s in "gatehouse public path" "gatehouse basic (cached)" "gatehouse api key"; do
     [ -n "${MED[$s]:-}" ] && [ -n "${MED[B: $s]:-}" ] || continue
     printf '%-28s %10s %9s\n' "$s" "$(ratio "B: $s" "$s")" "$(cpu_ratio "B: $s" "$s")"
+  done
+fi
+
+if [ "$PERF" = 1 ]; then
+  echo
+  echo "where Gatehouse's cycles go (perf record, last round): % of its samples by crate (kernel, libc"
+  echo "and C code apart), then its own code's busiest functions"
+  for i in "${!SCEN[@]}"; do
+    data=$(ls "$D"/perf-"$i"-*.data 2>/dev/null | sort -V | tail -1 || true)
+    [ -n "$data" ] || continue
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$data" "$KEEP/perf-$i.data"; fi
+    echo "${SCEN[$i]}:"
+    perf report -q -i "$data" --no-children --sort dso,symbol --percent-limit 0 --stdio 2>/dev/null |
+      python3 -c '
+import re, sys, collections
+by, top = collections.Counter(), []
+for line in sys.stdin:
+    m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)", line)
+    if not m: continue
+    pct, dso, sym = float(m[1]), m[2], m[4].strip()
+    if m[3] == "k" or dso.startswith("[kernel"): part = "kernel"
+    elif dso.startswith("libc"): part = "libc"
+    else:
+        c = re.search(r"([A-Za-z_][A-Za-z0-9_]*)::", sym)
+        part = c[1] if c else "C code (" + ("mimalloc" if sym.startswith(("mi_", "_mi_")) else "blake3" if "blake3" in sym else "other") + ")"
+        top.append((pct, sym))
+    by[part] += pct
+print("  " + ", ".join(f"{k} {v:.1f}" for k, v in by.most_common(12)))
+for pct, sym in sorted(top, reverse=True)[:12]:
+    print(f"    {pct:5.2f}%  {sym[:100]}")
+'
   done
 fi
 
