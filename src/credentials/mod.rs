@@ -198,8 +198,11 @@ pub fn cookie_values<'h>(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then(|| v.trim_matches('"'))
+            let value = pair
+                .trim_ascii_start()
+                .strip_prefix(name)?
+                .strip_prefix('=')?;
+            Some(value.trim_ascii_end().trim_matches('"'))
         })
 }
 

@@ -104,15 +104,25 @@ pub fn spoofed<'h>(headers: &'h HeaderMap, settings: &HeaderSettings) -> Vec<&'h
 
 /// The `Cookie` header without cookie `name`; `None` when nothing remains.
 pub fn cookies_without(headers: &HeaderMap, name: &str) -> Option<String> {
-    let kept: Vec<&str> = headers
+    // Nothing is allocated when no other cookie remains (a request carrying
+    // only the session cookie, the usual case).
+    let mut kept = String::new();
+    let pairs = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+        .map(str::trim_ascii);
+    for pair in pairs {
+        if pair.is_empty() || pair.split_once('=').map_or(pair, |(k, _)| k) == name {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(pair);
+    }
+    (!kept.is_empty()).then_some(kept)
 }
 
 #[cfg(test)]
