@@ -2,11 +2,15 @@
 //!
 //! Every verified credential is cached in moka under a keyed BLAKE3 hash of
 //! the credential (never the plaintext), so argon2 runs once per credential;
+//! each worker thread also remembers the last credentials it saw, with their
+//! hash and identity ([`recent`]), checked against the same lifetime and
+//! every invalidation of the cache;
 //! concurrent first requests with the same credential share one verification.
 //! Unknown users still cost one argon2 verification (of a dummy hash), so
 //! timing does not tell which usernames exist.
 
 pub mod password;
+pub mod recent;
 
 use crate::credentials::API_KEY_PREFIX;
 use crate::credentials::{ApiKeyCredential, BasicCredential, Credential};
@@ -21,8 +25,9 @@ use crate::tokens::{TokenError, TokenService};
 use crate::two_factor::TwoFactor;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use subtle::ConstantTimeEq;
 
 /// Why a credential did not authenticate. Each maps to a 401.
@@ -76,11 +81,55 @@ pub enum CacheOutcome {
     Miss,
 }
 
+/// The cache's hasher: its keys are keyed BLAKE3 outputs, already uniformly
+/// random, so their first bytes serve as their hash (SipHash over them again
+/// bought nothing).
+#[derive(Clone, Copy, Default)]
+pub struct KeyBits;
+
+impl std::hash::BuildHasher for KeyBits {
+    type Hasher = KeyBitsHasher;
+    fn build_hasher(&self) -> KeyBitsHasher {
+        KeyBitsHasher(0)
+    }
+}
+
+/// See [`KeyBits`]: each write folds in its first eight bytes.
+pub struct KeyBitsHasher(u64);
+
+impl std::hash::Hasher for KeyBitsHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A verified identity as cached: trusted until `fresh_until` (the cache's
+/// time to live, counted from the verification), unless invalidated first
+/// or past its own check-by time.
+#[derive(Clone)]
+pub struct Cached {
+    identity: Arc<Identity>,
+    fresh_until: Instant,
+}
+
 /// Verifies credentials against the directory, through the cache.
 pub struct Authenticator {
     directory: Arc<Directory>,
-    cache: Cache<[u8; 32], Arc<Identity>>,
+    cache: Cache<[u8; 32], Cached, KeyBits>,
     cache_key: [u8; 32],
+    /// How long a verified credential is trusted without a new check.
+    ttl: Duration,
+    /// With the invalidation count read before each was looked up.
+    recent: recent::RecentCredentials<(Cached, u64)>,
+    /// Counts the cache's invalidations: what a thread remembers holds only
+    /// while this has not moved since it was looked up.
+    generation: AtomicU64,
     dummy_hash: Arc<str>,
     metrics: Arc<Metrics>,
     store: Option<Store>,
@@ -124,8 +173,11 @@ impl Authenticator {
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
                 .support_invalidation_closures()
-                .build(),
+                .build_with_hasher(KeyBits),
             cache_key,
+            ttl,
+            recent: recent::RecentCredentials::default(),
+            generation: AtomicU64::new(0),
             dummy_hash: password::dummy_hash().into(),
             metrics,
             store,
@@ -144,7 +196,23 @@ impl Authenticator {
         &self.directory
     }
 
-    fn cache_key_of(&self, cred: &Credential) -> [u8; 32] {
+    /// `cred` as the per-thread memory of credentials sees it.
+    fn presented(cred: &Credential) -> recent::Presented<'_> {
+        let (kind, first, second): (u8, &str, &str) = match cred {
+            Credential::Basic(b) => (0, &b.username, &b.password),
+            Credential::ApiKey(k) => (1, &k.key, ""),
+            Credential::Bearer(t) => (2, &t.0, ""),
+            Credential::Session(c) => (3, &c.0, ""),
+        };
+        recent::Presented {
+            kind,
+            first: first.as_bytes(),
+            second: second.as_bytes(),
+        }
+    }
+
+    /// The keyed BLAKE3 hash naming `cred` in the cache.
+    fn hash_credential(&self, cred: &Credential) -> [u8; 32] {
         let mut h = blake3::Hasher::new_keyed(&self.cache_key);
         match cred {
             Credential::Basic(b) => {
@@ -174,21 +242,52 @@ impl Authenticator {
         &self,
         cred: &Credential,
     ) -> Result<(Arc<Identity>, CacheOutcome), AuthnError> {
-        let key = self.cache_key_of(cred);
-        if let Some(id) = self.cache.get(&key).await {
-            if !id.is_expired(SystemTime::now()) {
-                return Ok((id, CacheOutcome::Hit));
+        // Read before the cache is: an invalidation from here on makes what
+        // is remembered below stale.
+        let generation = self.generation.load(Ordering::SeqCst);
+        let presented = Self::presented(cred);
+        let recalled = self.recent.recall(presented, || self.hash_credential(cred));
+        if let Some((known, seen)) = recalled.known {
+            if seen == generation
+                && Instant::now() < known.fresh_until
+                && !known.identity.is_expired(SystemTime::now())
+            {
+                return Ok((known.identity, CacheOutcome::Hit));
             }
-            // Past its check-by time: verify afresh (an expired key fails
-            // there; a live session is re-read and touched).
-            self.cache.invalidate(&key).await;
         }
-        let verified = self
-            .cache
-            .try_get_with(key, self.verify(cred))
-            .await
-            .map_err(|e| (*e).clone())?;
-        Ok((verified, CacheOutcome::Miss))
+        let key = recalled.key;
+        let mut found = None;
+        if let Some(cached) = self.cache.get(&key).await {
+            if cached.identity.is_expired(SystemTime::now()) {
+                // Past its check-by time: verify afresh (an expired key fails
+                // there; a live session is re-read and touched).
+                self.cache.invalidate(&key).await;
+            } else {
+                found = Some((cached, CacheOutcome::Hit));
+            }
+        }
+        let (cached, outcome) = match found {
+            Some(hit) => hit,
+            None => {
+                let verified = self
+                    .cache
+                    .try_get_with(key, self.verify_for_cache(cred))
+                    .await
+                    .map_err(|e| (*e).clone())?;
+                (verified, CacheOutcome::Miss)
+            }
+        };
+        let identity = cached.identity.clone();
+        self.recent.remember(presented, key, (cached, generation));
+        Ok((identity, outcome))
+    }
+
+    async fn verify_for_cache(&self, cred: &Credential) -> Result<Cached, AuthnError> {
+        let identity = self.verify(cred).await?;
+        Ok(Cached {
+            identity,
+            fresh_until: Instant::now() + self.ttl,
+        })
     }
 
     async fn verify(&self, cred: &Credential) -> Result<Arc<Identity>, AuthnError> {
@@ -341,10 +440,16 @@ impl Authenticator {
     }
 
     fn invalidate_where(&self, doomed: impl Fn(&Identity) -> bool + Send + Sync + 'static) {
-        if let Err(e) = self.cache.invalidate_entries_if(move |_, id| doomed(id)) {
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, cached| doomed(&cached.identity))
+        {
             tracing::error!(error = %e, "cache invalidation failed; clearing the cache");
             self.cache.invalidate_all();
         }
+        // After the cache's: a thread that looks up afresh from here on
+        // finds the invalidation there.
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A configured user, else a stored one.
@@ -527,4 +632,79 @@ pub fn generate_api_key() -> String {
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect();
     format!("{API_KEY_PREFIX}{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::App;
+    use crate::credentials::BasicCredential;
+    use crate::settings::Config;
+
+    const PASSWORD: &str = "bob-password-1";
+
+    /// An app whose one user is bob, its identities cached for `ttl`.
+    fn app(ttl: &str) -> Arc<App> {
+        let yaml = format!(
+            r#"
+public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://127.0.0.1:9"
+cache:
+  ttl: {ttl}
+users:
+  - username: bob
+    password_hash: "{}"
+    role: admin
+"#,
+            password::hash_password(PASSWORD).unwrap()
+        );
+        let config = Config::from_yaml(&yaml, std::iter::empty()).unwrap();
+        let tokens = Arc::new(TokenService::new(&config.tokens, vec![]));
+        let metrics = Arc::new(Metrics::new().unwrap());
+        App::new(config, metrics, None, None, tokens, None).unwrap()
+    }
+
+    fn bob(password: &str) -> Credential {
+        Credential::Basic(BasicCredential {
+            username: "bob".into(),
+            password: password.into(),
+        })
+    }
+
+    async fn outcome(authn: &Authenticator, cred: &Credential) -> Result<CacheOutcome, AuthnError> {
+        authn.authenticate(cred).await.map(|(_, outcome)| outcome)
+    }
+
+    /// What a thread remembers of a credential (`recent`) must end with the
+    /// cache's entry: at an invalidation and at the end of its time to live.
+    #[tokio::test]
+    async fn an_invalidation_or_the_time_to_live_ends_what_is_remembered() {
+        let gatehouse = app("1h");
+        let live = gatehouse.live();
+        let authn = live.gate.authenticator();
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Miss));
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Hit));
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Hit));
+        authn.invalidate_user("bob");
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Miss));
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Hit));
+        // Another user's invalidation leaves bob's entry in the cache (what
+        // the thread remembered is looked up there again), and a wrong
+        // password is never taken for the remembered one.
+        authn.invalidate_user("alice");
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Hit));
+        assert_eq!(
+            outcome(authn, &bob("bob-password-2")).await,
+            Err(AuthnError::InvalidCredentials)
+        );
+
+        let gatehouse = app("200ms");
+        let live = gatehouse.live();
+        let authn = live.gate.authenticator();
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Miss));
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Hit));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(outcome(authn, &bob(PASSWORD)).await, Ok(CacheOutcome::Miss));
+    }
 }
