@@ -5,6 +5,8 @@
 
 use crate::permission::PermissionSet;
 use http::HeaderValue;
+use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 /// `type` of a principal.
@@ -104,6 +106,10 @@ pub struct Identity {
     /// revoked (sessions, Gatehouse tokens, stored API keys).
     pub revocation: Option<Revocation>,
     values: [HeaderValue; 6],
+    /// This identity's upstream header lines as written on the wire, for
+    /// the header set numbered `.0` (rendered on first use; see
+    /// [`Identity::header_lines`]).
+    lines: OnceLock<(u64, Box<[u8]>)>,
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -153,6 +159,7 @@ impl Identity {
             expires_at,
             revocation: None,
             values,
+            lines: OnceLock::new(),
         }
     }
 
@@ -185,7 +192,23 @@ impl Identity {
         let mut copy = self.clone();
         copy.method = method;
         copy.values[5] = HeaderValue::from_static(method.as_str());
+        copy.lines = OnceLock::new();
         copy
+    }
+
+    /// The header lines `render` writes for this identity and the header
+    /// set numbered `set`: rendered once and kept for the first set asked
+    /// for (an identity lives in one configuration's cache, so it meets one
+    /// set), rendered on every call for any other.
+    pub fn header_lines(&self, set: u64, render: impl Fn(&Identity) -> Vec<u8>) -> Cow<'_, [u8]> {
+        let (kept_for, lines) = self
+            .lines
+            .get_or_init(|| (set, render(self).into_boxed_slice()));
+        if *kept_for == set {
+            Cow::Borrowed(lines)
+        } else {
+            Cow::Owned(render(self))
+        }
     }
 
     /// The rendered value of one header field (empty when unknown).

@@ -83,6 +83,7 @@ pub(super) fn headers(c: &mut Checker, raw: raw::RawHeaders) -> HeaderSettings {
         names,
         pass_credentials: raw.pass_credentials.unwrap_or(false),
         method_override,
+        set: HeaderSettings::new_set(),
     }
 }
 

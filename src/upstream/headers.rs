@@ -4,10 +4,11 @@
 //! fold both into the same CGI-style variable); `request` then adds
 //! Gatehouse's own.
 
-use crate::identity::IdentityField;
+use crate::identity::{Identity, IdentityField};
 use crate::request::same_header;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One identity header: its name and its field.
 #[derive(Debug, Clone)]
@@ -25,6 +26,26 @@ pub struct HeaderSettings {
     pub names: Vec<IdentityHeader>,
     pub pass_credentials: bool,
     pub method_override: MethodOverride,
+    /// Tells this set of names from every other one built in this process
+    /// (an identity keeps its header lines for one set: `Identity::header_lines`).
+    pub set: u64,
+}
+
+impl HeaderSettings {
+    /// A number no other header set built in this process has.
+    pub fn new_set() -> u64 {
+        static SETS: AtomicU64 = AtomicU64::new(1);
+        SETS.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The identity headers of `id`, each `name: value` and CRLF.
+    pub fn render(&self, id: &Identity) -> Vec<u8> {
+        let mut out = Vec::new();
+        for h in &self.names {
+            out.add(&h.name, id.header_value(h.field));
+        }
+        out
+    }
 }
 
 /// What happens to `X-HTTP-Method-Override` and kin (`headers.method_override`).
@@ -67,6 +88,13 @@ fn interned(name: &str) -> &'static str {
 /// sessions), or bytes on their way to the wire (the relay's plain requests).
 pub trait HeaderSink {
     fn add(&mut self, name: &HeaderName, value: &HeaderValue);
+
+    /// The identity headers of `id` under `settings`.
+    fn add_identity(&mut self, id: &Identity, settings: &HeaderSettings) {
+        for h in &settings.names {
+            self.add(&h.name, id.header_value(h.field));
+        }
+    }
 }
 
 impl HeaderSink for HeaderMap {
@@ -78,6 +106,13 @@ impl HeaderSink for HeaderMap {
 impl HeaderSink for Vec<u8> {
     fn add(&mut self, name: &HeaderName, value: &HeaderValue) {
         write_line(self, name.as_str().as_bytes(), value.as_bytes());
+    }
+
+    /// One copy of the lines the identity keeps rendered (writing nine
+    /// headers line by line was most of a cached credential's extra cost).
+    fn add_identity(&mut self, id: &Identity, settings: &HeaderSettings) {
+        let lines = id.header_lines(settings.set, |id| settings.render(id));
+        self.extend_from_slice(&lines);
     }
 }
 
@@ -128,6 +163,70 @@ pub fn cookies_without(headers: &HeaderMap, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::{AuthMethod, UserKind};
+    use crate::permission::PermissionSet;
+
+    fn set(names: &[(&'static str, IdentityField)]) -> HeaderSettings {
+        HeaderSettings {
+            names: names
+                .iter()
+                .map(|(name, field)| IdentityHeader {
+                    name: HeaderName::from_static(name),
+                    field: *field,
+                })
+                .collect(),
+            pass_credentials: false,
+            method_override: MethodOverride::Strip,
+            set: HeaderSettings::new_set(),
+        }
+    }
+
+    fn written(id: &Identity, settings: &HeaderSettings) -> String {
+        let mut out = Vec::new();
+        out.add_identity(id, settings);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// An identity keeps its rendered lines for the first header set that
+    /// asked; any other set gets its own lines, and so does a copy made
+    /// with another method.
+    #[test]
+    fn identity_lines_are_kept_for_one_header_set_only() {
+        let alice = Identity::new(
+            "alice".into(),
+            None,
+            None,
+            UserKind::User,
+            Some("admin".into()),
+            PermissionSet::default(),
+            AuthMethod::Session,
+            None,
+        );
+        let first = set(&[
+            ("x-user", IdentityField::User),
+            ("x-method", IdentityField::Method),
+        ]);
+        let second = set(&[("remote-groups", IdentityField::Groups)]);
+        let mut map = HeaderMap::new();
+        map.add_identity(&alice, &first);
+        assert_eq!(map.get("x-user").unwrap(), "alice");
+        for _ in 0..2 {
+            assert_eq!(
+                written(&alice, &first),
+                "x-user: alice\r\nx-method: session\r\n"
+            );
+            assert_eq!(written(&alice, &second), "remote-groups: admin\r\n");
+        }
+        let by_token = alice.with_method(AuthMethod::Jwt);
+        assert_eq!(
+            written(&by_token, &first),
+            "x-user: alice\r\nx-method: jwt\r\n"
+        );
+        assert_eq!(
+            written(&alice, &first),
+            "x-user: alice\r\nx-method: session\r\n"
+        );
+    }
 
     #[test]
     fn only_the_session_cookie_is_removed() {

@@ -149,9 +149,7 @@ impl UpstreamRequest<'_> {
             }
         }
         if let Some(id) = self.identity {
-            for h in &self.settings.names {
-                out.add(&h.name, id.header_value(h.field));
-            }
+            out.add_identity(id, self.settings);
         }
         if let Some(ip) = self.peer {
             let ip = address_text(ip);
@@ -254,6 +252,7 @@ mod tests {
             ],
             pass_credentials: false,
             method_override: MethodOverride::Strip,
+            set: HeaderSettings::new_set(),
         };
         let id = Identity::new(
             "alice".into(),
