@@ -219,4 +219,10 @@ impl Identity {
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|t| now >= t)
     }
+
+    /// Whether it has expired by now; the clock is read only for an
+    /// identity that expires (sessions, tokens), not for every request.
+    pub fn has_expired(&self) -> bool {
+        self.expires_at.is_some_and(|t| SystemTime::now() >= t)
+    }
 }

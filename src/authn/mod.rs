@@ -250,24 +250,24 @@ impl Authenticator {
         if let Some((known, seen)) = recalled.known {
             if seen == generation
                 && Instant::now() < known.fresh_until
-                && !known.identity.is_expired(SystemTime::now())
+                && !known.identity.has_expired()
             {
                 return Ok((known.identity, CacheOutcome::Hit));
             }
         }
         let key = recalled.key;
-        let mut found = None;
-        if let Some(cached) = self.cache.get(&key).await {
-            if cached.identity.is_expired(SystemTime::now()) {
+        let hit = match self.cache.get(&key).await {
+            Some(cached) if !cached.identity.has_expired() => Some(cached),
+            Some(_) => {
                 // Past its check-by time: verify afresh (an expired key fails
                 // there; a live session is re-read and touched).
                 self.cache.invalidate(&key).await;
-            } else {
-                found = Some((cached, CacheOutcome::Hit));
+                None
             }
-        }
-        let (cached, outcome) = match found {
-            Some(hit) => hit,
+            None => None,
+        };
+        let (cached, outcome) = match hit {
+            Some(cached) => (cached, CacheOutcome::Hit),
             None => {
                 let verified = self
                     .cache

@@ -133,13 +133,7 @@ impl<V: Send + Clone> RecentCredentials<V> {
     /// What this thread remembers of `p`; its key is computed by `hash` (and
     /// remembered, with nothing known of it yet) when it was not there.
     pub fn recall(&self, p: Presented<'_>, hash: impl FnOnce() -> [u8; 32]) -> Recalled<V> {
-        if p.len() > LONGEST {
-            return Recalled {
-                key: hash(),
-                known: None,
-            };
-        }
-        let Some(mut table) = self.table() else {
+        let Some(mut table) = self.table_for(&p) else {
             return Recalled {
                 key: hash(),
                 known: None,
@@ -159,10 +153,7 @@ impl<V: Send + Clone> RecentCredentials<V> {
 
     /// Remember `known` of `p` (whose key is `key`) on this thread.
     pub fn remember(&self, p: Presented<'_>, key: [u8; 32], known: V) {
-        if p.len() > LONGEST {
-            return;
-        }
-        let Some(mut table) = self.table() else {
+        let Some(mut table) = self.table_for(&p) else {
             return;
         };
         let slot = &mut table[self.slot_index(&p)];
@@ -172,7 +163,11 @@ impl<V: Send + Clone> RecentCredentials<V> {
         slot.known = Some(known);
     }
 
-    fn table(&self) -> Option<std::cell::RefMut<'_, Vec<Slot<V>>>> {
+    /// This thread's table, if `p` may be kept there (not too long).
+    fn table_for(&self, p: &Presented<'_>) -> Option<std::cell::RefMut<'_, Vec<Slot<V>>>> {
+        if p.len() > LONGEST {
+            return None;
+        }
         self.tables
             .get_or(|| RefCell::new((0..SLOTS).map(|_| Slot::default()).collect()))
             .try_borrow_mut()

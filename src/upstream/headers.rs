@@ -37,14 +37,12 @@ impl HeaderSettings {
         static SETS: AtomicU64 = AtomicU64::new(1);
         SETS.fetch_add(1, Ordering::Relaxed)
     }
+}
 
-    /// The identity headers of `id`, each `name: value` and CRLF.
-    pub fn render(&self, id: &Identity) -> Vec<u8> {
-        let mut out = Vec::new();
-        for h in &self.names {
-            out.add(&h.name, id.header_value(h.field));
-        }
-        out
+/// Each identity header of `id` under `settings`, added to `sink` one by one.
+fn add_each(sink: &mut impl HeaderSink, id: &Identity, settings: &HeaderSettings) {
+    for h in &settings.names {
+        sink.add(&h.name, id.header_value(h.field));
     }
 }
 
@@ -90,10 +88,11 @@ pub trait HeaderSink {
     fn add(&mut self, name: &HeaderName, value: &HeaderValue);
 
     /// The identity headers of `id` under `settings`.
-    fn add_identity(&mut self, id: &Identity, settings: &HeaderSettings) {
-        for h in &settings.names {
-            self.add(&h.name, id.header_value(h.field));
-        }
+    fn add_identity(&mut self, id: &Identity, settings: &HeaderSettings)
+    where
+        Self: Sized,
+    {
+        add_each(self, id, settings);
     }
 }
 
@@ -111,7 +110,11 @@ impl HeaderSink for Vec<u8> {
     /// One copy of the lines the identity keeps rendered (writing nine
     /// headers line by line was most of a cached credential's extra cost).
     fn add_identity(&mut self, id: &Identity, settings: &HeaderSettings) {
-        let lines = id.header_lines(settings.set, |id| settings.render(id));
+        let lines = id.header_lines(settings.set, |id| {
+            let mut lines = Vec::new();
+            add_each(&mut lines, id, settings);
+            lines
+        });
         self.extend_from_slice(&lines);
     }
 }
@@ -160,26 +163,29 @@ pub fn cookies_without(headers: &HeaderMap, name: &str) -> Option<String> {
     (!kept.is_empty()).then_some(kept)
 }
 
+/// Header settings naming `names`, credentials not passed on, overrides
+/// stripped (for tests).
+#[cfg(test)]
+pub(crate) fn settings_naming(names: &[(&'static str, IdentityField)]) -> HeaderSettings {
+    HeaderSettings {
+        names: names
+            .iter()
+            .map(|(name, field)| IdentityHeader {
+                name: HeaderName::from_static(name),
+                field: *field,
+            })
+            .collect(),
+        pass_credentials: false,
+        method_override: MethodOverride::Strip,
+        set: HeaderSettings::new_set(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::identity::{AuthMethod, UserKind};
     use crate::permission::PermissionSet;
-
-    fn set(names: &[(&'static str, IdentityField)]) -> HeaderSettings {
-        HeaderSettings {
-            names: names
-                .iter()
-                .map(|(name, field)| IdentityHeader {
-                    name: HeaderName::from_static(name),
-                    field: *field,
-                })
-                .collect(),
-            pass_credentials: false,
-            method_override: MethodOverride::Strip,
-            set: HeaderSettings::new_set(),
-        }
-    }
 
     fn written(id: &Identity, settings: &HeaderSettings) -> String {
         let mut out = Vec::new();
@@ -202,11 +208,11 @@ mod tests {
             AuthMethod::Session,
             None,
         );
-        let first = set(&[
+        let first = settings_naming(&[
             ("x-user", IdentityField::User),
             ("x-method", IdentityField::Method),
         ]);
-        let second = set(&[("remote-groups", IdentityField::Groups)]);
+        let second = settings_naming(&[("remote-groups", IdentityField::Groups)]);
         let mut map = HeaderMap::new();
         map.add_identity(&alice, &first);
         assert_eq!(map.get("x-user").unwrap(), "alice");

@@ -215,7 +215,7 @@ mod tests {
     use super::*;
     use crate::identity::{AuthMethod, IdentityField, UserKind};
     use crate::permission::PermissionSet;
-    use crate::upstream::headers::IdentityHeader;
+    use crate::upstream::headers::settings_naming;
 
     fn asked(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
@@ -239,21 +239,10 @@ mod tests {
 
     #[test]
     fn written_and_built_requests_carry_the_same_headers() {
-        let settings = HeaderSettings {
-            names: vec![
-                IdentityHeader {
-                    name: HeaderName::from_static("x-forwarded-user"),
-                    field: IdentityField::User,
-                },
-                IdentityHeader {
-                    name: HeaderName::from_static("x-forwarded-groups"),
-                    field: IdentityField::Groups,
-                },
-            ],
-            pass_credentials: false,
-            method_override: MethodOverride::Strip,
-            set: HeaderSettings::new_set(),
-        };
+        let settings = settings_naming(&[
+            ("x-forwarded-user", IdentityField::User),
+            ("x-forwarded-groups", IdentityField::Groups),
+        ]);
         let id = Identity::new(
             "alice".into(),
             None,
